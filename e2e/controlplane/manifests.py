@@ -51,15 +51,19 @@ def apply_manifests(client: httpx.Client, docs: Iterable[Manifest]) -> None:
         if response.status_code != 409:
             response.raise_for_status()
         if doc["kind"] == "CustomResourceDefinition":
-            _wait_established(client, doc["metadata"]["name"])
+            _wait_served(client, doc)
 
 
-def _wait_established(client: httpx.Client, name: str, timeout: float = 30.0) -> None:
+def _wait_served(client: httpx.Client, crd: Manifest, timeout: float = 30.0) -> None:
+    """Wait until the CRD is Established and each served version answers a list (not 404/429/503)."""
+    name, spec = crd["metadata"]["name"], crd["spec"]
+    paths = [f"/apis/{spec['group']}/{v['name']}/{spec['names']['plural']}" for v in spec["versions"] if v["served"]]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        crd = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-        conditions = crd.get("status", {}).get("conditions", [])
-        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+        got = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
+        conditions = (got.get("status") or {}).get("conditions") or []
+        established = any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+        if established and all(client.get(path).status_code == 200 for path in paths):
             return
         time.sleep(0.1)
-    raise TimeoutError(f"CRD {name} not Established after {timeout}s")
+    raise TimeoutError(f"CRD {name} not served after {timeout}s")

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ class Credentials:
     def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
         return httpx.Client(
             base_url=self.url,
-            verify=str(self.ca_file),
+            verify=tls_context(self.ca_file),
             headers={"Authorization": f"Bearer {token or self.admin_token}"},
             **kwargs,  # type: ignore[arg-type]
         )
@@ -74,6 +75,11 @@ def build_binaries(progress: IO[str] | None = None) -> Path:
     if proc.returncode != 0:
         raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """A client TLS context trusting only the test API server's certificate."""
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 def _free_port() -> int:
@@ -159,7 +165,7 @@ class ControlPlane:
         )
         self._wait_ready(url, ca_file, admin_token)
         with httpx.Client(
-            base_url=url, verify=str(ca_file), headers={"Authorization": f"Bearer {admin_token}"}
+            base_url=url, verify=tls_context(ca_file), headers={"Authorization": f"Bearer {admin_token}"}
         ) as admin:
             apply_manifests(admin, load_manifests(DEPLOY / "crds", DEPLOY / "rbac.yaml"))
             daemon_token = self._request_token(admin, *DAEMON_SERVICE_ACCOUNT)
@@ -209,7 +215,7 @@ class ControlPlane:
     def _wait_ready(self, url: str, ca_file: Path, token: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
         last = "no answer yet"
-        with httpx.Client(verify=str(ca_file), headers={"Authorization": f"Bearer {token}"}, timeout=5) as c:
+        with httpx.Client(verify=tls_context(ca_file), headers={"Authorization": f"Bearer {token}"}, timeout=5) as c:
             while time.monotonic() < deadline:
                 for name, proc in self._procs:
                     if proc.poll() is not None:

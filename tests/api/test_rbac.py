@@ -31,7 +31,7 @@ def test_daemon_can_get_single_objects(control_plane: Credentials) -> None:
         admin.post(f"/api/v1/namespaces/{ns}/pods", json=_pod()).raise_for_status()
         admin.post(f"{MNP_API}/namespaces/{ns}/multi-networkpolicies", json=_policy()).raise_for_status()
         nads = f"/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions"
-        admin.post(nads, json={"metadata": {"name": "net1"}, "spec": {"config": "{}"}}).raise_for_status()
+        admin.post(nads, json=_nad("net1")).raise_for_status()
         for path in (
             f"/api/v1/namespaces/{ns}",
             f"/api/v1/namespaces/{ns}/pods/p",
@@ -53,13 +53,13 @@ def test_daemon_can_create_events(control_plane: Credentials) -> None:
         }
         core = daemon.post(
             f"/api/v1/namespaces/{ns}/events",
-            json={"metadata": {"generateName": "deny."}, "involvedObject": involved, "reason": "InvalidPolicy",
+            json={"metadata": {"generateName": "deny-"}, "involvedObject": involved, "reason": "InvalidPolicy",
                   "message": "spec.ingress[0]: test", "type": "Warning"},
         )  # fmt: skip
         assert core.status_code == 201, core.text
         modern = daemon.post(
             f"/apis/events.k8s.io/v1/namespaces/{ns}/events",
-            json={"metadata": {"generateName": "deny."}, "regarding": involved, "reason": "InvalidPolicy",
+            json={"metadata": {"generateName": "deny-"}, "regarding": involved, "reason": "InvalidPolicy",
                   "note": "spec.ingress[0]: test", "type": "Warning", "action": "Validate",
                   "reportingController": "trinet", "reportingInstance": "trinet-node-a",
                   "eventTime": "2026-01-01T00:00:00.000000Z"},
@@ -85,7 +85,7 @@ def test_daemon_cannot_write_policies_or_pods(control_plane: Credentials) -> Non
             "delete pod": daemon.delete(f"{pods}/p"),
             "create nad": daemon.post(
                 f"/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions",
-                json={"metadata": {"name": "n"}, "spec": {"config": "{}"}},
+                json=_nad("n"),
             ),
         }
         assert {what: r.status_code for what, r in attempts.items()} == dict.fromkeys(attempts, 403)
@@ -112,4 +112,13 @@ def _pod(name: str = "p") -> dict[str, object]:
         "kind": "Pod",
         "metadata": {"name": name},
         "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "example.invalid/c"}]},
+    }
+
+
+def _nad(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": name},
+        "spec": {"config": '{"cniVersion":"0.3.1","type":"macvlan"}'},
     }
