@@ -1,0 +1,258 @@
+"""A transaction: an ordered list of tagged nf_tables messages, framed by BATCH_BEGIN/BATCH_END.
+
+Building a batch is pure: each message records the model object it came from (`Message.subject`) so that the
+transport can name the offending object when the kernel rejects a message. The same sequence of calls always
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netlink_nft import _objects, _sets, _tlv
+from netlink_nft._const import (
+    NFNL_BATCH_GENID,
+    NFNL_MSG_BATCH_BEGIN,
+    NFNL_MSG_BATCH_END,
+    NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_DELCHAIN,
+    NFT_MSG_DELRULE,
+    NFT_MSG_DELSET,
+    NFT_MSG_DELSETELEM,
+    NFT_MSG_DELTABLE,
+    NFT_MSG_DESTROYCHAIN,
+    NFT_MSG_DESTROYRULE,
+    NFT_MSG_DESTROYSET,
+    NFT_MSG_DESTROYTABLE,
+    NFT_MSG_NEWCHAIN,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSET,
+    NFT_MSG_NEWSETELEM,
+    NFT_MSG_NEWTABLE,
+    NFTA_SET_NAME,
+    NFTA_SET_TABLE,
+    NLM_F_ACK,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+)
+from netlink_nft._elements import AnonymousSet, SetElement
+from netlink_nft._expr import Expr, Lookup
+from netlink_nft._model import Chain, Rule, Set, Table
+
+Subject = Table | Chain | Set | Rule
+
+_NLMSG = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
+_RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), "little")
+_CREATE = NLM_F_REQUEST | NLM_F_CREATE
+
+MESSAGE_NAMES = {
+    NFT_MSG_NEWTABLE: "NEWTABLE",
+    NFT_MSG_DELTABLE: "DELTABLE",
+    NFT_MSG_DESTROYTABLE: "DESTROYTABLE",
+    NFT_MSG_NEWCHAIN: "NEWCHAIN",
+    NFT_MSG_DELCHAIN: "DELCHAIN",
+    NFT_MSG_DESTROYCHAIN: "DESTROYCHAIN",
+    NFT_MSG_NEWRULE: "NEWRULE",
+    NFT_MSG_DELRULE: "DELRULE",
+    NFT_MSG_DESTROYRULE: "DESTROYRULE",
+    NFT_MSG_NEWSET: "NEWSET",
+    NFT_MSG_DELSET: "DELSET",
+    NFT_MSG_DESTROYSET: "DESTROYSET",
+    NFT_MSG_NEWSETELEM: "NEWSETELEM",
+    NFT_MSG_DELSETELEM: "DELSETELEM",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One nf_tables message of a batch and the model object it was made from."""
+
+    kind: int  # NFT_MSG_*
+    flags: int
+    family: int
+    body: bytes
+    subject: Subject
+    detail: str = ""
+
+    def describe(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{MESSAGE_NAMES.get(self.kind, self.kind)} {self.subject}{detail}"
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """The bytes of one transaction and the messages behind its sequence numbers."""
+
+    data: bytes
+    first_seq: int
+    messages: tuple[Message, ...]
+
+    @property
+    def end_seq(self) -> int:
+        return self.first_seq + len(self.messages) + 1
+
+    def message_at(self, seq: int) -> Message | None:
+        """The message sent with `seq` (None for BATCH_BEGIN/END)."""
+        index = seq - self.first_seq - 1
+        return self.messages[index] if 0 <= index < len(self.messages) else None
+
+
+def _frame(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
+    return _NLMSG.pack(20 + len(body), kind, flags, seq, 0, family, 0, res_id) + body
+
+
+class Batch:
+    """Builder of one transaction. Objects are added in call order; sets get transaction ids (`NFTA_SET_ID`)."""
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        self._set_ids: dict[tuple[Table, str], int] = {}
+        self._last_set_id = 0
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return tuple(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def _add(self, kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> None:
+        table = subject if isinstance(subject, Table) else subject.table
+        self._messages.append(Message(kind, flags, table.family, body, subject, detail))
+
+    # --- tables --------------------------------------------------------------------------------------------------
+
+    def add_table(self, table: Table, *, exclusive: bool = False) -> None:
+        """Create the table; without `exclusive` an existing table is fine (nft `add table`)."""
+        flags = NLM_F_REQUEST | (NLM_F_EXCL if exclusive else 0)
+        self._add(NFT_MSG_NEWTABLE, flags, table, _objects.encode_table(table))
+
+    def delete_table(self, table: Table) -> None:
+        self._add(NFT_MSG_DELTABLE, NLM_F_REQUEST, table, _objects.encode_table_ref(table))
+
+    def destroy_table(self, table: Table) -> None:
+        """Delete the table if it exists (kernel >= 6.3)."""
+        self._add(NFT_MSG_DESTROYTABLE, NLM_F_REQUEST, table, _objects.encode_table_ref(table))
+
+    def flush_table(self, table: Table) -> None:
+        """Delete every rule of every chain of the table."""
+        self._add(NFT_MSG_DELRULE, NLM_F_REQUEST, table, _objects.encode_flush(table, None), "flush")
+
+    # --- chains --------------------------------------------------------------------------------------------------
+
+    def add_chain(self, chain: Chain) -> None:
+        self._add(NFT_MSG_NEWCHAIN, _CREATE, chain, _objects.encode_chain(chain))
+
+    def delete_chain(self, chain: Chain) -> None:
+        self._add(NFT_MSG_DELCHAIN, NLM_F_REQUEST, chain, _objects.encode_chain_ref(chain))
+
+    def destroy_chain(self, chain: Chain) -> None:
+        self._add(NFT_MSG_DESTROYCHAIN, NLM_F_REQUEST, chain, _objects.encode_chain_ref(chain))
+
+    def flush_chain(self, chain: Chain) -> None:
+        self._add(NFT_MSG_DELRULE, NLM_F_REQUEST, chain, _objects.encode_flush(chain.table, chain.name), "flush")
+
+    # --- sets ----------------------------------------------------------------------------------------------------
+
+    def add_set(self, set_: Set) -> None:
+        """Create the set (an existing identical set is fine) and add its elements."""
+        set_id = self._new_set_id()
+        self._set_ids[(set_.table, set_.name)] = set_id
+        spec = _spec(set_)
+        self._add(NFT_MSG_NEWSET, _CREATE, set_, _sets.encode_set(spec, set_id, len(set_.elements)))
+        self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, spec, set_id, set_.elements)
+
+    def delete_set(self, set_: Set) -> None:
+        self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
+
+    def destroy_set(self, set_: Set) -> None:
+        self._add(NFT_MSG_DESTROYSET, NLM_F_REQUEST, set_, _set_ref(set_))
+
+    def flush_set(self, set_: Set) -> None:
+        """Delete every element of the set."""
+        self._add(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _set_ref(set_), "flush")
+
+    def add_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
+        set_id = self._set_ids.get((set_.table, set_.name))
+        self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, _spec(set_), set_id, _normalised(set_, elements))
+
+    def delete_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
+        """Delete elements; ranges of interval sets must be exactly those in the set."""
+        set_id = self._set_ids.get((set_.table, set_.name))
+        self._elements(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _spec(set_), set_id, _normalised(set_, elements))
+
+    def _new_set_id(self) -> int:
+        self._last_set_id += 1
+        return self._last_set_id
+
+    def _elements(
+        self,
+        kind: int,
+        flags: int,
+        subject: Set | Rule,
+        spec: _sets.SetSpec,
+        set_id: int | None,
+        elements: tuple[SetElement, ...],
+    ) -> None:
+        for body in _sets.encode_element_lists(spec, set_id, elements):
+            self._add(kind, flags, subject, body, f"elements of {spec.name}")
+
+    # --- rules ---------------------------------------------------------------------------------------------------
+
+    def add_rule(self, rule: Rule) -> None:
+        """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
+        exprs = tuple(self._bind(rule, expr) for expr in rule.exprs)
+        bound = dataclasses.replace(rule, exprs=exprs)
+        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(bound))
+
+    def delete_rule(self, rule: Rule) -> None:
+        """Delete one rule by its kernel handle (as read back by a dump)."""
+        self._add(NFT_MSG_DELRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
+
+    def destroy_rule(self, rule: Rule) -> None:
+        self._add(NFT_MSG_DESTROYRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
+
+    def _bind(self, rule: Rule, expr: Expr) -> Expr:
+        if not isinstance(expr, Lookup):
+            return expr
+        if isinstance(expr.set, str):
+            return dataclasses.replace(expr, set_id=self._set_ids.get((rule.table, expr.set)))
+        anonymous: AnonymousSet = expr.set
+        set_id = self._new_set_id()
+        spec = _sets.SetSpec(
+            rule.table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
+        )
+        body = _sets.encode_set(spec, set_id, len(anonymous.elements))
+        self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
+        self._elements(NFT_MSG_NEWSETELEM, _CREATE, rule, spec, set_id, anonymous.elements)
+        return dataclasses.replace(expr, set=_sets.ANONYMOUS_NAME, set_id=set_id)
+
+    # --- encoding ------------------------------------------------------------------------------------------------
+
+    def encode(self, seq: int = 0, *, genid: int | None = None) -> EncodedBatch:
+        """Frame the messages with BATCH_BEGIN (seq) and BATCH_END (acked, so a commit is confirmed)."""
+        begin_body = b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
+        parts = [_frame(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, _RES_ID_NFTABLES, begin_body)]
+        subsys = NFNL_SUBSYS_NFTABLES << 8
+        for offset, msg in enumerate(self._messages, start=seq + 1):
+            parts.append(_frame(subsys | msg.kind, msg.flags, offset, msg.family, 0, msg.body))
+        end_seq = seq + len(self._messages) + 1
+        parts.append(_frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, end_seq, 0, _RES_ID_NFTABLES, b""))
+        return EncodedBatch(b"".join(parts), seq, tuple(self._messages))
+
+
+def _spec(set_: Set) -> _sets.SetSpec:
+    return _sets.SetSpec(set_.table.name, set_.name, set_.key, set_.interval, set_.constant, set_.data)
+
+
+def _set_ref(set_: Set) -> bytes:
+    return _tlv.strz(NFTA_SET_TABLE, set_.table.name) + _tlv.strz(NFTA_SET_NAME, set_.name)
+
+
+def _normalised(set_: Set, elements: Iterable[SetElement]) -> tuple[SetElement, ...]:
+    return set_.with_elements(elements).elements

@@ -1,0 +1,135 @@
+"""nft data types of set keys and map data: their wire form and their canonical Python values.
+
+Canonical values are what the model stores and what a dump yields: `IPv4Address`, `IPv6Address`, `int` (protocols,
+ports) and `str` (interface names). `normalise()` accepts a few friendlier spellings (an address as text).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import ClassVar
+
+from netlink_nft._const import NFT_BYTEORDER_BIG, NFT_BYTEORDER_HOST, NFT_DATA_VERDICT
+
+Value = ipaddress.IPv4Address | ipaddress.IPv6Address | int | str
+
+IFNAMSIZ = 16
+
+
+@dataclass(frozen=True)
+class DataType:
+    """An nft data type: `type_id` is nft's datatype number (`NFTA_SET_KEY_TYPE`), `length` its size in bytes."""
+
+    name: str
+    type_id: int
+    length: int
+    byteorder: ClassVar[int] = NFT_BYTEORDER_BIG
+
+    def normalise(self, value: object) -> Value:
+        raise NotImplementedError
+
+    def to_bytes(self, value: Value) -> bytes:
+        raise NotImplementedError
+
+    def from_bytes(self, raw: bytes) -> Value:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+
+@dataclass(frozen=True, repr=False)
+class _Address(DataType):
+    version: int = 4
+
+    def normalise(self, value: object) -> Value:
+        if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            addr: ipaddress.IPv4Address | ipaddress.IPv6Address = value
+        else:
+            addr = ipaddress.ip_address(value)  # type: ignore[arg-type]
+        if addr.version != self.version:
+            raise ValueError(f"{value!r} is not an IPv{self.version} address")
+        return addr
+
+    def to_bytes(self, value: Value) -> bytes:
+        return value.packed  # type: ignore[union-attr]
+
+    def from_bytes(self, raw: bytes) -> Value:
+        return ipaddress.IPv4Address(raw) if self.version == 4 else ipaddress.IPv6Address(raw)
+
+
+@dataclass(frozen=True, repr=False)
+class _Integer(DataType):
+    def normalise(self, value: object) -> Value:
+        if not isinstance(value, int) or not 0 <= value < 1 << (8 * self.length):
+            raise ValueError(f"{value!r} is not a valid {self.name}")
+        return value
+
+    def to_bytes(self, value: Value) -> bytes:
+        return value.to_bytes(self.length, "big")  # type: ignore[union-attr]
+
+    def from_bytes(self, raw: bytes) -> Value:
+        return int.from_bytes(raw[: self.length], "big")
+
+
+@dataclass(frozen=True, repr=False)
+class _Ifname(DataType):
+    byteorder: ClassVar[int] = NFT_BYTEORDER_HOST
+
+    def normalise(self, value: object) -> Value:
+        if not isinstance(value, str) or not 0 < len(value.encode()) < IFNAMSIZ:
+            raise ValueError(f"{value!r} is not an interface name")
+        return value
+
+    def to_bytes(self, value: Value) -> bytes:
+        return value.encode().ljust(IFNAMSIZ, b"\0")  # type: ignore[union-attr]
+
+    def from_bytes(self, raw: bytes) -> Value:
+        return raw.split(b"\0", 1)[0].decode()
+
+
+@dataclass(frozen=True, repr=False)
+class _Verdict(DataType):
+    """Map data type of verdict maps; values are `Verdict`s, encoded by the element codec."""
+
+
+IPV4_ADDR: DataType = _Address("ipv4_addr", 7, 4, 4)
+IPV6_ADDR: DataType = _Address("ipv6_addr", 8, 16, 6)
+INET_PROTO: DataType = _Integer("inet_proto", 12, 1)
+INET_SERVICE: DataType = _Integer("inet_service", 13, 2)
+IFNAME: DataType = _Ifname("ifname", 41, IFNAMSIZ)
+VERDICT: DataType = _Verdict("verdict", NFT_DATA_VERDICT, 0)
+
+KEY_TYPES: dict[int, DataType] = {t.type_id: t for t in (IPV4_ADDR, IPV6_ADDR, INET_PROTO, INET_SERVICE, IFNAME)}
+CONCAT_BITS = 6
+
+
+def concat_type_id(types: tuple[DataType, ...]) -> int:
+    """nft's key type of a concatenation: the datatype ids, 6 bits each, first field most significant."""
+    result = 0
+    for t in types:
+        result = (result << CONCAT_BITS) | t.type_id
+    return result
+
+
+def split_type_id(type_id: int, key_len: int) -> tuple[DataType, ...]:
+    """Inverse of `concat_type_id` (uses the key length to tell a single type from a concatenation)."""
+    if type_id in KEY_TYPES and KEY_TYPES[type_id].length == key_len:
+        return (KEY_TYPES[type_id],)
+    fields: list[DataType] = []
+    while type_id:
+        fields.append(KEY_TYPES[type_id & ((1 << CONCAT_BITS) - 1)])
+        type_id >>= CONCAT_BITS
+    return tuple(reversed(fields))
+
+
+def padded(length: int) -> int:
+    """Register space of a concatenation field: its length rounded up to 4 bytes."""
+    return (length + 3) & ~3
+
+
+ICMP_TYPE: DataType = _Integer("icmp_type", 5, 1)
+ICMPV6_TYPE: DataType = _Integer("icmpv6_type", 29, 1)
+NFPROTO: DataType = _Integer("nf_proto", 39, 1)
+KEY_TYPES.update({t.type_id: t for t in (ICMP_TYPE, ICMPV6_TYPE, NFPROTO)})

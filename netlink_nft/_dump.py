@@ -1,0 +1,87 @@
+"""Read a table back from the kernel into the model, so that desired and actual state compare with `==`.
+
+Anonymous sets are folded back into the lookups of the rules that own them, as they were built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as errno_codes
+
+from netlink_nft import _objects, _sets, _tlv
+from netlink_nft._const import (
+    NFT_MSG_GETCHAIN,
+    NFT_MSG_GETRULE,
+    NFT_MSG_GETSET,
+    NFT_MSG_GETSETELEM,
+    NFT_MSG_GETTABLE,
+    NFTA_CHAIN_TABLE,
+    NFTA_RULE_TABLE,
+    NFTA_SET_ELEM_LIST_ELEMENTS,
+    NFTA_SET_ELEM_LIST_SET,
+    NFTA_SET_ELEM_LIST_TABLE,
+    NFTA_SET_TABLE,
+    NFTA_TABLE_NAME,
+)
+from netlink_nft._elements import AnonymousSet
+from netlink_nft._expr import Expr, Lookup
+from netlink_nft._model import Rule, Ruleset, Set, Table
+from netlink_nft._transport import NftSocket
+
+
+def dump_table(nft: NftSocket, table: Table) -> Ruleset | None:
+    """The table's chains, sets (with elements) and rules, or None if the table does not exist."""
+    try:
+        nft.request(NFT_MSG_GETTABLE, table.family, _tlv.strz(NFTA_TABLE_NAME, table.name), dump=False)
+    except OSError as exc:
+        if exc.errno == errno_codes.ENOENT:
+            return None
+        raise
+    ref = _tlv.strz(NFTA_TABLE_NAME, table.name)
+    chains = [
+        _objects.decode_chain(table, attrs)
+        for attrs in _attrs_in_table(nft, NFT_MSG_GETCHAIN, table, ref, NFTA_CHAIN_TABLE)
+    ]
+    named: list[Set] = []
+    anonymous: dict[str, AnonymousSet] = {}
+    for attrs in _attrs_in_table(nft, NFT_MSG_GETSET, table, ref, NFTA_SET_TABLE):
+        spec = _sets.decode_set(attrs)
+        elements = _sets.decode_elements(spec, _element_lists(nft, table, spec.name))
+        if spec.anonymous:
+            anonymous[spec.name] = AnonymousSet(spec.key, tuple(elements), spec.interval, spec.data)
+        else:
+            named.append(Set(table, spec.name, spec.key, spec.interval, spec.constant, spec.data, tuple(elements)))
+    rules = [
+        _fold_anonymous(_objects.decode_rule(table, attrs), anonymous)
+        for attrs in _attrs_in_table(nft, NFT_MSG_GETRULE, table, ref, NFTA_RULE_TABLE)
+    ]
+    return Ruleset(table, tuple(chains), tuple(named), tuple(rules))
+
+
+def _attrs_in_table(nft: NftSocket, kind: int, table: Table, request: bytes, table_attr: int) -> list[dict[int, bytes]]:
+    """Dump objects of one kind and keep those of our table (filters are also applied by the kernel)."""
+    out = []
+    for reply in nft.request(kind, table.family, request):
+        attrs = _tlv.parse_attrs(reply.attrs)
+        if reply.family == table.family and _tlv.get_str(attrs[table_attr]) == table.name:
+            out.append(attrs)
+    return out
+
+
+def _element_lists(nft: NftSocket, table: Table, set_name: str) -> list[bytes]:
+    request = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, table.name) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, set_name)
+    lists = []
+    for reply in nft.request(NFT_MSG_GETSETELEM, table.family, request):
+        payload = _tlv.parse_attrs(reply.attrs).get(NFTA_SET_ELEM_LIST_ELEMENTS)
+        if payload is not None:
+            lists.append(payload)
+    return lists
+
+
+def _fold_anonymous(rule: Rule, anonymous: dict[str, AnonymousSet]) -> Rule:
+    def fold(expr: Expr) -> Expr:
+        if isinstance(expr, Lookup) and isinstance(expr.set, str) and expr.set in anonymous:
+            return dataclasses.replace(expr, set=anonymous[expr.set])
+        return expr
+
+    return dataclasses.replace(rule, exprs=tuple(fold(e) for e in rule.exprs))

@@ -1,0 +1,136 @@
+"""Set elements and their canonical form.
+
+A set's elements are kept canonical so that the set built by a caller and the set read back from the kernel
+compare equal: keys are converted to their data type's canonical value, elements are sorted by their wire key,
+and in single-field interval sets overlapping and adjacent ranges are merged (the kernel rejects overlaps, and
+`nft` merges too). A range holding a single value has `end=None`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netlink_nft._datatypes import VERDICT, DataType, Value
+from netlink_nft._verdict import Verdict
+
+Key = Value | tuple[Value, ...]
+Data = Verdict | Value | None
+
+
+@dataclass(frozen=True)
+class SetElement:
+    """One element: a key (a tuple for concatenations), an inclusive `end` for ranges, `data` for maps."""
+
+    key: Key
+    end: Key | None = None
+    data: Verdict | Value | None = None
+
+    @classmethod
+    def network(cls, cidr: str | ipaddress.IPv4Network | ipaddress.IPv6Network) -> SetElement:
+        """The range of addresses of a prefix (host bits are ignored)."""
+        net = ipaddress.ip_network(cidr, strict=False)
+        if net.num_addresses == 1:
+            return cls(net.network_address)
+        return cls(net.network_address, net.broadcast_address)
+
+    @classmethod
+    def interval(cls, first: Key, last: Key) -> SetElement:
+        return cls(first, None if first == last else last)
+
+
+def _key_tuple(types: tuple[DataType, ...], key: Key) -> tuple[Value, ...]:
+    values = key if isinstance(key, tuple) else (key,)
+    if len(values) != len(types):
+        raise ValueError(f"key {key!r} does not match type {' . '.join(t.name for t in types)}")
+    return tuple(t.normalise(v) for t, v in zip(types, values, strict=True))
+
+
+def _key_bytes(types: tuple[DataType, ...], values: tuple[Value, ...]) -> bytes:
+    return b"".join(t.to_bytes(v) for t, v in zip(types, values, strict=True))
+
+
+def _unwrap(values: tuple[Value, ...]) -> Key:
+    return values[0] if len(values) == 1 else values
+
+
+def _check_data(data_type: DataType | None, element: SetElement) -> Data:
+    if data_type is None:
+        if element.data is not None:
+            raise ValueError(f"element {element!r} has data but the set is not a map")
+        return None
+    if element.data is None:
+        raise ValueError(f"map element {element!r} has no data")
+    if data_type is VERDICT:
+        if not isinstance(element.data, Verdict):
+            raise ValueError(f"verdict map element {element!r} needs a Verdict")
+        return element.data
+    return data_type.normalise(element.data)
+
+
+def normalise(
+    types: tuple[DataType, ...], interval: bool, data_type: DataType | None, elements: Iterable[SetElement]
+) -> tuple[SetElement, ...]:
+    """Canonical, sorted elements of a set of key `types`; raises ValueError on values that do not fit."""
+    if interval and len(types) == 1:
+        return _merge_ranges(types[0], data_type, elements)
+    by_key: dict[bytes, SetElement] = {}
+    for element in elements:
+        key = _key_tuple(types, element.key)
+        end = None if element.end is None else _key_tuple(types, element.end)
+        if end is not None and not interval:
+            raise ValueError(f"element {element!r} is a range but the set has no interval flag")
+        if end == key:
+            end = None
+        raw = _key_bytes(types, key) + (b"" if end is None else _key_bytes(types, end))
+        canonical = SetElement(_unwrap(key), None if end is None else _unwrap(end), _check_data(data_type, element))
+        if by_key.setdefault(raw, canonical) != canonical:
+            raise ValueError(f"conflicting data for {canonical.key!r}")
+    return tuple(by_key[raw] for raw in sorted(by_key))
+
+
+def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable[SetElement]) -> tuple[SetElement, ...]:
+    spans: list[tuple[int, int, Data]] = []
+    for element in elements:
+        if isinstance(element.key, tuple) or isinstance(element.end, tuple):
+            raise TypeError(f"element {element!r} has a concatenated key")
+        first = int.from_bytes(kind.to_bytes(kind.normalise(element.key)), "big")
+        last = first if element.end is None else int.from_bytes(kind.to_bytes(kind.normalise(element.end)), "big")
+        if last < first:
+            raise ValueError(f"range {element!r} ends before it starts")
+        spans.append((first, last, _check_data(data_type, element)))
+    spans.sort(key=lambda span: span[:2])
+    merged: list[tuple[int, int, Data]] = []
+    for first, last, data in spans:
+        if merged:
+            prev_first, prev_last, prev_data = merged[-1]
+            if first <= prev_last and data != prev_data:
+                raise ValueError(f"overlapping ranges with different data at {kind.from_bytes(_b(kind, first))}")
+            if first <= prev_last + 1 and data == prev_data:
+                merged[-1] = (prev_first, max(last, prev_last), data)
+                continue
+        merged.append((first, last, data))
+    return tuple(
+        SetElement(kind.from_bytes(_b(kind, first)), None if first == last else kind.from_bytes(_b(kind, last)), data)
+        for first, last, data in merged
+    )
+
+
+def _b(kind: DataType, number: int) -> bytes:
+    return number.to_bytes(kind.length, "big")
+
+
+@dataclass(frozen=True)
+class AnonymousSet:
+    """An inline set of a rule (`tcp dport { 22, 80 }`): constant, created and deleted with its rule."""
+
+    key: tuple[DataType, ...]
+    elements: tuple[SetElement, ...] = field(default=())
+    interval: bool = False
+    data: DataType | None = None
+
+    def __post_init__(self) -> None:
+        key = self.key if isinstance(self.key, tuple) else (self.key,)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "elements", normalise(key, self.interval, self.data, self.elements))

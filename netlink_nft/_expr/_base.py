@@ -1,0 +1,72 @@
+"""The expression protocol and the registry that maps kernel expression names to classes.
+
+Every expression is a frozen dataclass with a class-level kernel `name`, `encode()` giving the attributes inside
+`NFTA_EXPR_DATA`, and `decode()` building the same value back from those attributes (as dumped by the kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from netlink_nft import _tlv
+from netlink_nft._const import NFTA_DATA_VALUE, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_LIST_ELEM
+
+
+class Expr:
+    """Base class of expressions."""
+
+    name: ClassVar[str]
+
+    def encode(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, attrs: dict[int, bytes]) -> Expr:
+        raise NotImplementedError
+
+
+_E = TypeVar("_E", bound=type[Expr])
+REGISTRY: dict[str, type[Expr]] = {}
+
+
+def register(cls: _E) -> _E:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Unknown(Expr):
+    """An expression this library does not model, kept verbatim so a dump never fails and never compares equal."""
+
+    name: str  # type: ignore[misc]
+    data: bytes
+
+    def encode(self) -> bytes:
+        return self.data
+
+
+def encode_expr(expr: Expr) -> bytes:
+    """One `NFTA_LIST_ELEM` of a rule's expression list."""
+    return _tlv.nest(NFTA_LIST_ELEM, _tlv.strz(NFTA_EXPR_NAME, expr.name), _tlv.nest(NFTA_EXPR_DATA, expr.encode()))
+
+
+def decode_expr(payload: bytes) -> Expr:
+    """An expression from the payload of one `NFTA_LIST_ELEM`."""
+    attrs = _tlv.parse_attrs(payload)
+    name = _tlv.get_str(attrs[NFTA_EXPR_NAME])
+    data = attrs.get(NFTA_EXPR_DATA, b"")
+    cls = REGISTRY.get(name)
+    if cls is None:
+        return Unknown(name, data)
+    return cls.decode(_tlv.parse_attrs(data))
+
+
+def value_nest(kind: int, data: bytes) -> bytes:
+    """An `nft_data` nest holding a plain value (`NFTA_DATA_VALUE`)."""
+    return _tlv.nest(kind, _tlv.attr(NFTA_DATA_VALUE, data))
+
+
+def value_of(nest_payload: bytes) -> bytes:
+    """The value inside an `nft_data` nest."""
+    return _tlv.parse_attrs(nest_payload)[NFTA_DATA_VALUE]

@@ -1,0 +1,286 @@
+"""Matchers that build what `nft` itself builds, so `nft list ruleset` shows rules as an operator writes them.
+
+A `Field` is something a rule loads into a register (`ip saddr`, `tcp dport`, `iifname`, ...). Matching it needs
+guards, exactly as nft adds them: transport fields are guarded by `meta l4proto`, and in `inet` tables network
+fields by `meta nfproto`. `rule()` emits each guard once, before the first match that needs it, and skips
+`meta nfproto` outside `inet` tables.
+
+    rule(table, "input", ip_saddr("10.0.0.0/8"), tcp_dport(between=(1000, 2000)), ACCEPT)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netlink_nft._const import NFT_REG32_00, NFT_REG_1, NFT_REG_VERDICT
+from netlink_nft._datatypes import (
+    ICMP_TYPE,
+    ICMPV6_TYPE,
+    IFNAME,
+    INET_PROTO,
+    INET_SERVICE,
+    IPV4_ADDR,
+    IPV6_ADDR,
+    NFPROTO,
+    DataType,
+    Value,
+    padded,
+)
+from netlink_nft._elements import AnonymousSet, SetElement
+from netlink_nft._expr import (
+    Bitwise,
+    Cmp,
+    CmpOp,
+    Ct,
+    CtKey,
+    CtState,
+    Expr,
+    Immediate,
+    Lookup,
+    Meta,
+    MetaKey,
+    Payload,
+    PayloadBase,
+    Range,
+    RangeOp,
+)
+from netlink_nft._model import Family, Rule, Table
+from netlink_nft._verdict import Verdict
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """`meta nfproto X` or `meta l4proto X`: a precondition nft puts before a header match."""
+
+    key: MetaKey
+    value: int
+
+    def exprs(self) -> tuple[Expr, ...]:
+        return Meta(self.key), Cmp(CmpOp.EQ, bytes((self.value,)))
+
+
+NFPROTO_IPV4 = Guard(MetaKey.NFPROTO, Family.IP)
+NFPROTO_IPV6 = Guard(MetaKey.NFPROTO, Family.IP6)
+
+
+def _l4(proto: str) -> Guard:
+    return Guard(MetaKey.L4PROTO, PROTOCOLS[proto])
+
+
+@dataclass(frozen=True)
+class Field:
+    """A value a rule can load into a register, with its data type and the guards nft puts before it."""
+
+    name: str
+    dtype: DataType
+    loader: Payload | Meta
+    guards: tuple[Guard, ...] = ()
+
+    def load(self, reg: int = NFT_REG_1) -> Expr:
+        return dataclasses.replace(self.loader, dreg=reg)
+
+
+def _payload(name: str, dtype: DataType, base: PayloadBase, offset: int, *guards: Guard) -> Field:
+    return Field(name, dtype, Payload(base, offset, dtype.length), guards)
+
+
+IP_SADDR = _payload("ip saddr", IPV4_ADDR, PayloadBase.NETWORK, 12, NFPROTO_IPV4)
+IP_DADDR = _payload("ip daddr", IPV4_ADDR, PayloadBase.NETWORK, 16, NFPROTO_IPV4)
+IP6_SADDR = _payload("ip6 saddr", IPV6_ADDR, PayloadBase.NETWORK, 8, NFPROTO_IPV6)
+IP6_DADDR = _payload("ip6 daddr", IPV6_ADDR, PayloadBase.NETWORK, 24, NFPROTO_IPV6)
+TCP_SPORT = _payload("tcp sport", INET_SERVICE, PayloadBase.TRANSPORT, 0, _l4("tcp"))
+TCP_DPORT = _payload("tcp dport", INET_SERVICE, PayloadBase.TRANSPORT, 2, _l4("tcp"))
+UDP_SPORT = _payload("udp sport", INET_SERVICE, PayloadBase.TRANSPORT, 0, _l4("udp"))
+UDP_DPORT = _payload("udp dport", INET_SERVICE, PayloadBase.TRANSPORT, 2, _l4("udp"))
+SCTP_SPORT = _payload("sctp sport", INET_SERVICE, PayloadBase.TRANSPORT, 0, _l4("sctp"))
+SCTP_DPORT = _payload("sctp dport", INET_SERVICE, PayloadBase.TRANSPORT, 2, _l4("sctp"))
+ICMP_TYPE_FIELD = _payload("icmp type", ICMP_TYPE, PayloadBase.TRANSPORT, 0, NFPROTO_IPV4, _l4("icmp"))
+ICMPV6_TYPE_FIELD = _payload("icmpv6 type", ICMPV6_TYPE, PayloadBase.TRANSPORT, 0, NFPROTO_IPV6, _l4("icmpv6"))
+META_L4PROTO = Field("meta l4proto", INET_PROTO, Meta(MetaKey.L4PROTO))
+META_NFPROTO = Field("meta nfproto", NFPROTO, Meta(MetaKey.NFPROTO))
+IIFNAME = Field("iifname", IFNAME, Meta(MetaKey.IIFNAME))
+OIFNAME = Field("oifname", IFNAME, Meta(MetaKey.OIFNAME))
+
+SADDR = {4: IP_SADDR, 6: IP6_SADDR}
+DADDR = {4: IP_DADDR, 6: IP6_DADDR}
+DPORT = {"tcp": TCP_DPORT, "udp": UDP_DPORT, "sctp": SCTP_DPORT}
+SPORT = {"tcp": TCP_SPORT, "udp": UDP_SPORT, "sctp": SCTP_SPORT}
+
+
+@dataclass(frozen=True)
+class Match:
+    """Expressions that test something, the guards they need, and the guard they establish themselves."""
+
+    exprs: tuple[Expr, ...]
+    guards: tuple[Guard, ...] = ()
+    provides: Guard | None = None
+
+
+Part = Match | Expr | Verdict
+
+
+def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> Rule:
+    """A rule from matches, raw expressions and a final verdict, with nft's guards inserted once each."""
+    exprs: list[Expr] = []
+    satisfied: set[Guard] = set()
+    for part in parts:
+        if isinstance(part, Verdict):
+            exprs.append(Immediate(part))
+        elif isinstance(part, Match):
+            for guard in part.guards:
+                if guard in satisfied or (guard.key == MetaKey.NFPROTO and table.family != Family.INET):
+                    continue
+                exprs.extend(guard.exprs())
+                satisfied.add(guard)
+            exprs.extend(part.exprs)
+            if part.provides is not None:
+                satisfied.add(part.provides)
+        else:
+            exprs.append(part)
+    return Rule(table, chain, tuple(exprs), comment)
+
+
+# --- generic matchers ----------------------------------------------------------------------------------------------
+
+
+def eq(field: Field, value: object, *, negate: bool = False) -> Match:
+    """`field == value` (`!=` with `negate`). Addresses may be prefixes; interface names may end in `*`."""
+    op = CmpOp.NEQ if negate else CmpOp.EQ
+    if field.dtype in (IPV4_ADDR, IPV6_ADDR) and isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        net = ipaddress.ip_network(value, strict=False)
+        if net.prefixlen != net.max_prefixlen:
+            return _prefix(field, net, op)
+        value = net.network_address
+    if field.dtype is IFNAME and isinstance(value, str) and value.endswith("*"):
+        data = value[:-1].encode()
+    else:
+        data = field.dtype.to_bytes(field.dtype.normalise(value))
+    provides = Guard(MetaKey.L4PROTO, data[0]) if field is META_L4PROTO and not negate else None
+    return Match((field.load(), Cmp(op, data)), field.guards, provides)
+
+
+def _prefix(field: Field, net: ipaddress.IPv4Network | ipaddress.IPv6Network, op: CmpOp) -> Match:
+    """nft's prefix match: a shorter load for byte-aligned prefixes, else a full load and a bitwise mask."""
+    assert isinstance(field.loader, Payload)
+    if net.prefixlen % 8 == 0 and net.prefixlen > 0:
+        length = net.prefixlen // 8
+        load = dataclasses.replace(field.loader, length=length)
+        return Match((load, Cmp(op, net.network_address.packed[:length])), field.guards)
+    mask = net.netmask.packed
+    return Match(
+        (field.load(), Bitwise(mask, bytes(len(mask))), Cmp(op, net.network_address.packed)),
+        field.guards,
+    )
+
+
+def between(field: Field, low: Value, high: Value, *, negate: bool = False) -> Match:
+    """`field low-high` (inclusive), as nft 1.0.6 encodes it: `cmp gte` + `cmp lte`, or `range neq` negated."""
+    lo = field.dtype.to_bytes(field.dtype.normalise(low))
+    hi = field.dtype.to_bytes(field.dtype.normalise(high))
+    if negate:
+        return Match((field.load(), Range(RangeOp.NEQ, lo, hi)), field.guards)
+    return Match((field.load(), Cmp(CmpOp.GTE, lo), Cmp(CmpOp.LTE, hi)), field.guards)
+
+
+def _loads(fields: tuple[Field, ...]) -> tuple[tuple[Expr, ...], tuple[Guard, ...]]:
+    """Load fields into consecutive registers the way nft lays out a concatenation (reg 1, then 32-bit regs)."""
+    exprs: list[Expr] = []
+    guards: list[Guard] = []
+    offset = 0
+    for index, field in enumerate(fields):
+        exprs.append(field.load(NFT_REG_1 if index == 0 else NFT_REG32_00 + offset // 4))
+        offset += padded(field.dtype.length)
+        guards.extend(g for g in field.guards if g not in guards)
+    nfproto = [g for g in guards if g.key == MetaKey.NFPROTO]
+    return tuple(exprs), tuple(nfproto + [g for g in guards if g.key != MetaKey.NFPROTO])
+
+
+def anonymous_set(fields: tuple[Field, ...], values: Iterable[SetElement | Value | tuple[Value, ...]]) -> AnonymousSet:
+    elements = [v if isinstance(v, SetElement) else SetElement(v) for v in values]
+    interval = any(e.end is not None for e in elements)
+    return AnonymousSet(tuple(f.dtype for f in fields), tuple(elements), interval)
+
+
+def in_set(
+    fields: Field | tuple[Field, ...],
+    set_: str | AnonymousSet | Iterable[SetElement | Value | tuple[Value, ...]],
+    *,
+    negate: bool = False,
+) -> Match:
+    """`field @set` (or `field . field @set` for a tuple of fields); an iterable of values makes an anonymous set."""
+    fields = fields if isinstance(fields, tuple) else (fields,)
+    if not isinstance(set_, str | AnonymousSet):
+        set_ = anonymous_set(fields, set_)
+    exprs, guards = _loads(fields)
+    return Match((*exprs, Lookup(set_, invert=negate)), guards)
+
+
+def vmap(fields: Field | tuple[Field, ...], map_: str | AnonymousSet) -> Match:
+    """`field vmap @map`: jump/accept/drop by the verdict stored for the key (its own verdict, no other needed)."""
+    fields = fields if isinstance(fields, tuple) else (fields,)
+    exprs, guards = _loads(fields)
+    return Match((*exprs, Lookup(map_, dreg=NFT_REG_VERDICT)), guards)
+
+
+# --- the matchers a firewall writes --------------------------------------------------------------------------------
+
+
+def ct_state(*states: CtState) -> Match:
+    """`ct state established,related`: any of the states."""
+    bits = 0
+    for state in states:
+        bits |= state
+    return Match((Ct(CtKey.STATE), Bitwise(bits.to_bytes(4, "little"), bytes(4)), Cmp(CmpOp.NEQ, bytes(4))))
+
+
+def l4proto(proto: str) -> Match:
+    """`meta l4proto tcp`."""
+    return eq(META_L4PROTO, PROTOCOLS[proto])
+
+
+def nfproto(version: int) -> Match:
+    """`meta nfproto ipv4|ipv6`."""
+    return eq(META_NFPROTO, Family.IP if version == 4 else Family.IP6)
+
+
+def iifname(name: str) -> Match:
+    return eq(IIFNAME, name)
+
+
+def oifname(name: str) -> Match:
+    return eq(OIFNAME, name)
+
+
+def _addr_field(fields: dict[int, Field], value: str) -> Field:
+    return fields[ipaddress.ip_network(value, strict=False).version]
+
+
+def saddr(value: str, *, negate: bool = False) -> Match:
+    """`ip saddr X` or `ip6 saddr X` according to the address (a prefix is fine)."""
+    return eq(_addr_field(SADDR, value), value, negate=negate)
+
+
+def daddr(value: str, *, negate: bool = False) -> Match:
+    return eq(_addr_field(DADDR, value), value, negate=negate)
+
+
+def dport(proto: str, port: int | tuple[int, int]) -> Match:
+    """`tcp dport 80` or `tcp dport 1000-2000` (`port` a (first, last) tuple)."""
+    return between(DPORT[proto], *port) if isinstance(port, tuple) else eq(DPORT[proto], port)
+
+
+def sport(proto: str, port: int | tuple[int, int]) -> Match:
+    return between(SPORT[proto], *port) if isinstance(port, tuple) else eq(SPORT[proto], port)
+
+
+def icmp_type(value: int) -> Match:
+    return eq(ICMP_TYPE_FIELD, value)
+
+
+def icmpv6_type(value: int) -> Match:
+    return eq(ICMPV6_TYPE_FIELD, value)

@@ -1,0 +1,136 @@
+"""The declarative model: tables, chains, sets, rules and a whole table's contents. Frozen, hashable values.
+
+Identity fields only: kernel handles and counter values are carried along (`compare=False`) but a value read back
+from the kernel equals the value it was built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from netlink_nft._datatypes import DataType
+from netlink_nft._elements import SetElement, normalise
+from netlink_nft._expr import Expr
+
+
+class Family(IntEnum):
+    """Table families (`NFPROTO_*`)."""
+
+    INET = 1
+    IP = 2
+    ARP = 3
+    NETDEV = 5
+    BRIDGE = 7
+    IP6 = 10
+
+
+class Hook(IntEnum):
+    """Netfilter hooks of the ip/ip6/inet families."""
+
+    PREROUTING = 0
+    INPUT = 1
+    FORWARD = 2
+    OUTPUT = 3
+    POSTROUTING = 4
+
+
+class Policy(IntEnum):
+    DROP = 0
+    ACCEPT = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    family: Family
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.family.name.lower()} {self.name}"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A base chain when `hook` is set (then `type`, `priority` and `policy` apply), else a regular chain."""
+
+    table: Table
+    name: str
+    hook: Hook | None = None
+    priority: int = 0
+    policy: Policy = Policy.ACCEPT
+    type: str = "filter"
+
+    @property
+    def is_base(self) -> bool:
+        return self.hook is not None
+
+    def __str__(self) -> str:
+        return f"chain {self.table}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Set:
+    """A named set, or a map when `data` is set (`VERDICT` for verdict maps). `key` has several types for a
+    concatenation. Elements are normalised on construction (see `_elements`)."""
+
+    table: Table
+    name: str
+    key: tuple[DataType, ...]
+    interval: bool = False
+    constant: bool = False
+    data: DataType | None = None
+    elements: tuple[SetElement, ...] = ()
+
+    def __post_init__(self) -> None:
+        key = self.key if isinstance(self.key, tuple) else (self.key,)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "elements", normalise(key, self.interval, self.data, self.elements))
+
+    def with_elements(self, elements: Iterable[SetElement]) -> Set:
+        return Set(self.table, self.name, self.key, self.interval, self.constant, self.data, tuple(elements))
+
+    def __str__(self) -> str:
+        return f"{'map' if self.data else 'set'} {self.table}/{self.name}"
+
+    def __repr__(self) -> str:
+        elements = f"{len(self.elements)} elements" if len(self.elements) > 8 else repr(self.elements)
+        return (
+            f"Set({self.table}/{self.name}, key={self.key!r}, interval={self.interval}, constant={self.constant}, "
+            f"data={self.data!r}, elements={elements})"
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    table: Table
+    chain: str
+    exprs: tuple[Expr, ...]
+    comment: str | None = None
+    handle: int | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        where = f"handle {self.handle}" if self.handle is not None else (repr(self.comment) if self.comment else "")
+        return f"rule {self.table}/{self.chain} {where}".rstrip()
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Everything in one table. Chains and sets are kept sorted by name, rules grouped by chain name in order."""
+
+    table: Table
+    chains: tuple[Chain, ...] = ()
+    sets: tuple[Set, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def __post_init__(self) -> None:
+        items: tuple[Chain | Set | Rule, ...] = (*self.chains, *self.sets, *self.rules)
+        for item in items:
+            if item.table != self.table:
+                raise ValueError(f"{item} is not in table {self.table}")
+        object.__setattr__(self, "chains", tuple(sorted(self.chains, key=lambda c: c.name)))
+        object.__setattr__(self, "sets", tuple(sorted(self.sets, key=lambda s: s.name)))
+        object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.chain)))
+
+    def chain_rules(self, chain: str) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.chain == chain)

@@ -1,0 +1,127 @@
+"""Wire form of tables, chains and rules (message bodies), and decoding them from dump replies."""
+
+from __future__ import annotations
+
+from netlink_nft import _tlv
+from netlink_nft._const import (
+    NFTA_CHAIN_HOOK,
+    NFTA_CHAIN_NAME,
+    NFTA_CHAIN_POLICY,
+    NFTA_CHAIN_TABLE,
+    NFTA_CHAIN_TYPE,
+    NFTA_HOOK_HOOKNUM,
+    NFTA_HOOK_PRIORITY,
+    NFTA_RULE_CHAIN,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_RULE_HANDLE,
+    NFTA_RULE_TABLE,
+    NFTA_RULE_USERDATA,
+    NFTA_TABLE_FLAGS,
+    NFTA_TABLE_NAME,
+    NFTNL_UDATA_RULE_COMMENT,
+)
+from netlink_nft._expr import decode_expr, encode_expr
+from netlink_nft._model import Chain, Hook, Policy, Rule, Table
+
+
+def encode_table(table: Table) -> bytes:
+    return _tlv.strz(NFTA_TABLE_NAME, table.name) + _tlv.be32(NFTA_TABLE_FLAGS, 0)
+
+
+def encode_table_ref(table: Table) -> bytes:
+    return _tlv.strz(NFTA_TABLE_NAME, table.name)
+
+
+def encode_chain(chain: Chain) -> bytes:
+    out = _tlv.strz(NFTA_CHAIN_TABLE, chain.table.name) + _tlv.strz(NFTA_CHAIN_NAME, chain.name)
+    if chain.hook is not None:
+        out += (
+            _tlv.strz(NFTA_CHAIN_TYPE, chain.type)
+            + _tlv.be32(NFTA_CHAIN_POLICY, chain.policy)
+            + _tlv.nest(
+                NFTA_CHAIN_HOOK,
+                _tlv.be32(NFTA_HOOK_HOOKNUM, chain.hook),
+                _tlv.be32s(NFTA_HOOK_PRIORITY, chain.priority),
+            )
+        )
+    return out
+
+
+def encode_chain_ref(chain: Chain) -> bytes:
+    return _tlv.strz(NFTA_CHAIN_TABLE, chain.table.name) + _tlv.strz(NFTA_CHAIN_NAME, chain.name)
+
+
+def encode_flush(table: Table, chain: str | None) -> bytes:
+    """DELRULE body that deletes every rule of a chain (or of the whole table)."""
+    out = _tlv.strz(NFTA_RULE_TABLE, table.name)
+    if chain is not None:
+        out += _tlv.strz(NFTA_RULE_CHAIN, chain)
+    return out
+
+
+def _comment_udata(comment: str) -> bytes:
+    text = comment.encode() + b"\0"
+    if len(text) > 255:
+        raise ValueError("rule comment longer than 254 bytes")
+    return bytes((NFTNL_UDATA_RULE_COMMENT, len(text))) + text
+
+
+def encode_rule(rule: Rule) -> bytes:
+    out = _tlv.strz(NFTA_RULE_TABLE, rule.table.name) + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)
+    if rule.handle is not None:
+        out += _tlv.be64(NFTA_RULE_HANDLE, rule.handle)
+    out += _tlv.nest(NFTA_RULE_EXPRESSIONS, *(encode_expr(e) for e in rule.exprs))
+    if rule.comment is not None:
+        out += _tlv.attr(NFTA_RULE_USERDATA, _comment_udata(rule.comment))
+    return out
+
+
+def encode_rule_ref(rule: Rule) -> bytes:
+    """DELRULE body for one rule (needs its kernel handle)."""
+    if rule.handle is None:
+        raise ValueError(f"{rule} has no handle: only rules read back from the kernel can be deleted one by one")
+    return (
+        _tlv.strz(NFTA_RULE_TABLE, rule.table.name)
+        + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)
+        + _tlv.be64(NFTA_RULE_HANDLE, rule.handle)
+    )
+
+
+# --- decoding ------------------------------------------------------------------------------------------------------
+
+
+def decode_chain(table: Table, attrs: dict[int, bytes]) -> Chain:
+    name = _tlv.get_str(attrs[NFTA_CHAIN_NAME])
+    if NFTA_CHAIN_HOOK not in attrs:
+        return Chain(table, name)
+    hook = _tlv.parse_attrs(attrs[NFTA_CHAIN_HOOK])
+    return Chain(
+        table,
+        name,
+        Hook(_tlv.get_be32(hook[NFTA_HOOK_HOOKNUM])),
+        _tlv.get_be32s(hook[NFTA_HOOK_PRIORITY]),
+        Policy(_tlv.get_be32(attrs[NFTA_CHAIN_POLICY])),
+        _tlv.get_str(attrs[NFTA_CHAIN_TYPE]),
+    )
+
+
+def _comment(udata: bytes | None) -> str | None:
+    offset = 0
+    while udata and offset + 2 <= len(udata):
+        kind, length = udata[offset], udata[offset + 1]
+        if kind == NFTNL_UDATA_RULE_COMMENT:
+            return udata[offset + 2 : offset + 2 + length].split(b"\0", 1)[0].decode()
+        offset += 2 + length
+    return None
+
+
+def decode_rule(table: Table, attrs: dict[int, bytes]) -> Rule:
+    exprs = tuple(decode_expr(item) for _, item in _tlv.iter_attrs(attrs.get(NFTA_RULE_EXPRESSIONS, b"")))
+    handle = attrs.get(NFTA_RULE_HANDLE)
+    return Rule(
+        table,
+        _tlv.get_str(attrs[NFTA_RULE_CHAIN]),
+        exprs,
+        _comment(attrs.get(NFTA_RULE_USERDATA)),
+        None if handle is None else _tlv.get_be64(handle),
+    )

@@ -1,0 +1,83 @@
+"""The recommended update transaction: make a table hold exactly a desired `Ruleset`, gap-free.
+
+Base chains are created once and kept (recreating one registers a second netfilter hook and lets a few packets
+through at the switch); their rules, the regular chains and the sets are replaced in the *same* transaction, so a
+packet sees either the old or the new ruleset, never a mix or nothing (netlink-wire.md §4). When the current
+state is known, sets whose definition did not change only receive the element delta, which keeps the cost of a
+one-address change independent of the set size.
+"""
+
+from __future__ import annotations
+
+from netlink_nft._batch import Batch
+from netlink_nft._model import Chain, Ruleset, Set
+
+
+def _same_chain_definition(a: Chain, b: Chain) -> bool:
+    """Chains the kernel can update in place (a base chain's policy may change; hook, priority, type may not)."""
+    return (a.hook, a.priority, a.type) == (b.hook, b.priority, b.type)
+
+
+def _same_set_definition(a: Set, b: Set) -> bool:
+    return (a.key, a.interval, a.constant, a.data) == (b.key, b.interval, b.constant, b.data)
+
+
+def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
+    """One batch that turns `current` (as dumped; None if unknown or absent) into `desired`.
+
+    Without `current` every desired chain and set is created if missing, flushed and refilled; nothing else in
+    the table is touched. With `current`, objects that are no longer desired are deleted, changed definitions are
+    recreated, and unchanged sets get only their element delta.
+    """
+    batch = Batch()
+    table = desired.table
+    batch.add_table(table)
+    old_chains = {c.name: c for c in current.chains} if current else {}
+    old_sets = {s.name: s for s in current.sets} if current else {}
+    wanted_chains = {c.name for c in desired.chains}
+    wanted_sets = {s.name for s in desired.sets}
+
+    recreated_chains = [
+        c for c in desired.chains if c.name in old_chains and not _same_chain_definition(c, old_chains[c.name])
+    ]
+    # 1. no rule may reference what is about to change: flush every existing chain we manage
+    for chain in current.chains if current else ():
+        batch.flush_chain(chain)
+    for chain in recreated_chains:
+        batch.delete_chain(old_chains[chain.name])
+    # 2. chains: create or update (idempotent); a chain not known to exist is flushed after creation
+    for chain in desired.chains:
+        batch.add_chain(chain)
+        if chain.name not in old_chains and current is None:
+            batch.flush_chain(chain)
+    # 3. sets: delta when the definition is unchanged, else (re)create
+    for set_ in desired.sets:
+        old = old_sets.get(set_.name)
+        if old is not None and _same_set_definition(old, set_):
+            old_elements, new_elements = set(old.elements), set(set_.elements)
+            removed = [e for e in old.elements if e not in new_elements]
+            added = [e for e in set_.elements if e not in old_elements]
+            if removed:
+                batch.delete_elements(set_, removed)
+            if added:
+                batch.add_elements(set_, added)
+            continue
+        if old is not None:
+            batch.delete_set(old)
+        elif current is None:
+            batch.add_set(set_.with_elements(()))
+            batch.flush_set(set_)
+            batch.add_elements(set_, set_.elements)
+            continue
+        batch.add_set(set_)
+    # 4. the new rules, base chains included, in the same transaction
+    for rule in desired.rules:
+        batch.add_rule(rule)
+    # 5. what is no longer wanted (nothing references it any more)
+    for name, chain in old_chains.items():
+        if name not in wanted_chains:
+            batch.delete_chain(chain)
+    for name, set_ in old_sets.items():
+        if name not in wanted_sets:
+            batch.delete_set(set_)
+    return batch

@@ -1,0 +1,261 @@
+"""Wire form of sets and set elements: NEWSET bodies, chunked NEWSETELEM bodies, and decoding both from dumps.
+
+Interval sets with a single key field (kernel backend rbtree) take two elements per range: the first value, and
+the value after the last one flagged `INTERVAL_END`; a range that reaches the top of the key space has no end
+element. Concatenations with intervals (backend pipapo) take one element per range with an inclusive `KEY_END`.
+Keys of concatenations are laid out field by field, each padded with zeros to 4 bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from netlink_nft import _tlv
+from netlink_nft._const import (
+    NFT_BYTEORDER_BIG,
+    NFT_DATA_VERDICT,
+    NFT_SET_ELEM_INTERVAL_END,
+    NFTA_DATA_VALUE,
+    NFTA_DATA_VERDICT,
+    NFTA_LIST_ELEM,
+    NFTA_SET_DATA_LEN,
+    NFTA_SET_DATA_TYPE,
+    NFTA_SET_DESC,
+    NFTA_SET_DESC_CONCAT,
+    NFTA_SET_DESC_SIZE,
+    NFTA_SET_ELEM_DATA,
+    NFTA_SET_ELEM_FLAGS,
+    NFTA_SET_ELEM_KEY,
+    NFTA_SET_ELEM_KEY_END,
+    NFTA_SET_ELEM_LIST_ELEMENTS,
+    NFTA_SET_ELEM_LIST_SET,
+    NFTA_SET_ELEM_LIST_SET_ID,
+    NFTA_SET_ELEM_LIST_TABLE,
+    NFTA_SET_FIELD_LEN,
+    NFTA_SET_FLAGS,
+    NFTA_SET_ID,
+    NFTA_SET_KEY_LEN,
+    NFTA_SET_KEY_TYPE,
+    NFTA_SET_NAME,
+    NFTA_SET_TABLE,
+    NFTA_SET_USERDATA,
+    NFTNL_UDATA_SET_DATABYTEORDER,
+    NFTNL_UDATA_SET_KEYBYTEORDER,
+    SET_ELEM_NEST_LIMIT,
+)
+from netlink_nft._datatypes import KEY_TYPES, VERDICT, DataType, Value, concat_type_id, padded, split_type_id
+from netlink_nft._elements import Data, Key, SetElement
+from netlink_nft._verdict import Verdict
+
+SET_F_ANONYMOUS = 0x1
+SET_F_CONSTANT = 0x2
+SET_F_INTERVAL = 0x4
+SET_F_MAP = 0x8
+SET_F_CONCAT = 0x80
+
+ANONYMOUS_NAME = "__set%d"
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """What the wire needs to know about a set, named or anonymous."""
+
+    table: str
+    name: str
+    key: tuple[DataType, ...]
+    interval: bool
+    constant: bool
+    data: DataType | None
+    anonymous: bool = False
+
+    @property
+    def key_len(self) -> int:
+        if len(self.key) == 1:
+            return self.key[0].length
+        return sum(padded(t.length) for t in self.key)
+
+    @property
+    def flags(self) -> int:
+        flags = SET_F_ANONYMOUS | SET_F_CONSTANT if self.anonymous else (SET_F_CONSTANT if self.constant else 0)
+        if self.interval:
+            flags |= SET_F_INTERVAL | (SET_F_CONCAT if len(self.key) > 1 else 0)
+        if self.data is not None:
+            flags |= SET_F_MAP
+        return flags
+
+
+def _udata(kind: int, value: int) -> bytes:
+    return struct.pack("=BBI", kind, 4, value)
+
+
+def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
+    """Attributes of NEWSET (in libnftnl's order)."""
+    out = [
+        _tlv.strz(NFTA_SET_TABLE, spec.table),
+        _tlv.strz(NFTA_SET_NAME, spec.name),
+        _tlv.be32(NFTA_SET_FLAGS, spec.flags),
+        _tlv.be32(NFTA_SET_KEY_TYPE, concat_type_id(spec.key)),
+        _tlv.be32(NFTA_SET_KEY_LEN, spec.key_len),
+    ]
+    if spec.data is not None:
+        out.append(_tlv.be32(NFTA_SET_DATA_TYPE, spec.data.type_id))
+        out.append(_tlv.be32(NFTA_SET_DATA_LEN, spec.data.length))
+    out.append(_tlv.be32(NFTA_SET_ID, set_id))
+    desc = []
+    if spec.anonymous:
+        desc.append(_tlv.be32(NFTA_SET_DESC_SIZE, size))
+    if len(spec.key) > 1:
+        fields = (_tlv.nest(NFTA_LIST_ELEM, _tlv.be32(NFTA_SET_FIELD_LEN, t.length)) for t in spec.key)
+        desc.append(_tlv.nest(NFTA_SET_DESC_CONCAT, *fields))
+    if desc:
+        out.append(_tlv.nest(NFTA_SET_DESC, *desc))
+    byteorder = spec.key[0].byteorder if len(spec.key) == 1 else NFT_BYTEORDER_BIG
+    udata = _udata(NFTNL_UDATA_SET_KEYBYTEORDER, byteorder)
+    if spec.data is not None:
+        udata += _udata(NFTNL_UDATA_SET_DATABYTEORDER, 0 if spec.data is VERDICT else spec.data.byteorder)
+    out.append(_tlv.attr(NFTA_SET_USERDATA, udata))
+    return b"".join(out)
+
+
+# --- elements ------------------------------------------------------------------------------------------------------
+
+_KEY_HDR = struct.Struct("=HHHH")  # KEY nest header + VALUE attribute header
+_INTERVAL_END = _tlv.be32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END)
+
+
+def _value(kind: int, raw: bytes) -> bytes:
+    """An `nft_data` nest with a value; hand-packed because it runs once per element."""
+    pad = -len(raw) & 3
+    return _KEY_HDR.pack(8 + len(raw) + pad, kind | 0x8000, 4 + len(raw), 1) + raw + b"\0" * pad
+
+
+def _key_bytes(types: tuple[DataType, ...], key: Key) -> bytes:
+    if len(types) == 1:
+        return types[0].to_bytes(key)  # type: ignore[arg-type]
+    return b"".join(t.to_bytes(v).ljust(padded(t.length), b"\0") for t, v in zip(types, key, strict=True))  # type: ignore[arg-type]
+
+
+def _data(spec: SetSpec, data: Data) -> bytes:
+    if isinstance(data, Verdict):
+        return _tlv.nest(NFTA_SET_ELEM_DATA, data.encode())
+    assert spec.data is not None and data is not None
+    return _tlv.nest(NFTA_SET_ELEM_DATA, _tlv.attr(NFTA_DATA_VALUE, spec.data.to_bytes(data)))
+
+
+def encode_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[bytes]:
+    """One element-list nest entry (`NFTA_LIST_ELEM`) per wire element, in order."""
+    single_interval = spec.interval and len(spec.key) == 1
+    top = (1 << (8 * spec.key_len)) - 1
+    for element in elements:
+        key = _key_bytes(spec.key, element.key)
+        data = b"" if element.data is None else _data(spec, element.data)
+        if single_interval:
+            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + data)
+            last = int.from_bytes(key if element.end is None else _key_bytes(spec.key, element.end), "big")
+            if last != top:
+                after = (last + 1).to_bytes(spec.key_len, "big")
+                yield _tlv.nest(NFTA_LIST_ELEM, _INTERVAL_END + _value(NFTA_SET_ELEM_KEY, after))
+        elif spec.interval:
+            end = key if element.end is None else _key_bytes(spec.key, element.end)
+            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + _value(NFTA_SET_ELEM_KEY_END, end) + data)
+        else:
+            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + data)
+
+
+def encode_element_lists(spec: SetSpec, set_id: int | None, elements: Iterable[SetElement]) -> Iterator[bytes]:
+    """NEWSETELEM/DELSETELEM bodies, each with an element nest under the netlink attribute size limit."""
+    head = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, spec.table) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, spec.name)
+    if set_id is not None:
+        head += _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+    chunk: list[bytes] = []
+    size = 0
+    for item in encode_elements(spec, elements):
+        if size + len(item) > SET_ELEM_NEST_LIMIT and chunk:
+            yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item)
+    if chunk:
+        yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
+
+
+# --- decoding ------------------------------------------------------------------------------------------------------
+
+
+def decode_set(attrs: dict[int, bytes]) -> SetSpec:
+    flags = _tlv.get_be32(attrs.get(NFTA_SET_FLAGS, b"\0\0\0\0"))
+    key = split_type_id(_tlv.get_be32(attrs[NFTA_SET_KEY_TYPE]), _tlv.get_be32(attrs[NFTA_SET_KEY_LEN]))
+    data: DataType | None = None
+    if NFTA_SET_DATA_TYPE in attrs:
+        data_type = _tlv.get_be32(attrs[NFTA_SET_DATA_TYPE])
+        data = VERDICT if data_type == NFT_DATA_VERDICT else KEY_TYPES[data_type]
+    anonymous = bool(flags & SET_F_ANONYMOUS)
+    return SetSpec(
+        table=_tlv.get_str(attrs[NFTA_SET_TABLE]),
+        name=_tlv.get_str(attrs[NFTA_SET_NAME]),
+        key=key,
+        interval=bool(flags & SET_F_INTERVAL),
+        constant=bool(flags & SET_F_CONSTANT) and not anonymous,
+        data=data,
+        anonymous=anonymous,
+    )
+
+
+def _split_key(types: tuple[DataType, ...], raw: bytes) -> Key:
+    if len(types) == 1:
+        return types[0].from_bytes(raw)
+    values: list[Value] = []
+    offset = 0
+    for t in types:
+        values.append(t.from_bytes(raw[offset : offset + t.length]))
+        offset += padded(t.length)
+    return tuple(values)
+
+
+def decode_elements(spec: SetSpec, element_lists: Iterable[bytes]) -> list[SetElement]:
+    """Elements from the `NFTA_SET_ELEM_LIST_ELEMENTS` payloads of a GETSETELEM dump."""
+    raw: list[tuple[bytes, bool, bytes | None, Data]] = []
+    for payload in element_lists:
+        for _, item in _tlv.iter_attrs(payload):
+            attrs = _tlv.parse_attrs(item)
+            flags = _tlv.get_be32(attrs[NFTA_SET_ELEM_FLAGS]) if NFTA_SET_ELEM_FLAGS in attrs else 0
+            key = _tlv.parse_attrs(attrs[NFTA_SET_ELEM_KEY])[NFTA_DATA_VALUE]
+            key_end = attrs.get(NFTA_SET_ELEM_KEY_END)
+            data: Data = None
+            if NFTA_SET_ELEM_DATA in attrs:
+                nested = _tlv.parse_attrs(attrs[NFTA_SET_ELEM_DATA])
+                if NFTA_DATA_VERDICT in nested:
+                    data = Verdict.decode(nested[NFTA_DATA_VERDICT])
+                elif spec.data is not None:
+                    data = spec.data.from_bytes(nested[NFTA_DATA_VALUE])
+            end = None if key_end is None else _tlv.parse_attrs(key_end)[NFTA_DATA_VALUE]
+            raw.append((key, bool(flags & NFT_SET_ELEM_INTERVAL_END), end, data))
+    if spec.interval and len(spec.key) == 1:
+        return _pair_interval_ends(spec, raw)
+    return [
+        SetElement(_split_key(spec.key, key), None if end is None else _split_key(spec.key, end), data)
+        for key, _, end, data in raw
+    ]
+
+
+def _pair_interval_ends(spec: SetSpec, raw: list[tuple[bytes, bool, bytes | None, Data]]) -> list[SetElement]:
+    """Turn rbtree start/end elements back into inclusive ranges."""
+    kind = spec.key[0]
+    raw.sort(key=lambda item: (item[0], not item[1]))  # at equal keys an end closes before a start opens
+    out: list[SetElement] = []
+    start: tuple[bytes, Data] | None = None
+    for key, is_end, _, data in raw:
+        if is_end:
+            if start is not None:  # an end without a start is nft's leading "0 end" marker
+                last = (int.from_bytes(key, "big") - 1).to_bytes(len(key), "big")
+                out.append(SetElement(kind.from_bytes(start[0]), kind.from_bytes(last), start[1]))
+                start = None
+            continue
+        if start is not None:
+            raise ValueError(f"interval set {spec.name}: two range starts without an end")
+        start = (key, data)
+    if start is not None:  # the last range reaches the top of the key space
+        out.append(SetElement(kind.from_bytes(start[0]), kind.from_bytes(b"\xff" * len(start[0])), start[1]))
+    return out

@@ -1,0 +1,51 @@
+"""Fixtures of the netlink_nft kernel tests: a socket in a throwaway namespace, and the `nft` CLI as an oracle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netlink_nft import NftSocket
+from tests.support.netns import netns_path
+
+
+def nft(netns: str, *args: str, stdin: str | None = None) -> str:
+    """Run the `nft` binary (test oracle only) inside the namespace; raise with its stderr on failure."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, "nft", *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"nft {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _strip_handles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_handles(v) for k, v in node.items() if k != "handle"}
+    if isinstance(node, list):
+        return [_strip_handles(v) for v in node]
+    return node
+
+
+def _listing_order(obj: dict[str, Any]) -> tuple[str, str]:
+    (kind, body), *_ = obj.items()
+    return kind, body.get("chain", body.get("name", ""))
+
+
+def nft_json(netns: str) -> list[dict[str, Any]]:
+    """`nft -j list ruleset` without metainfo and kernel handles: the structure an operator reads.
+
+    Objects are sorted by kind and name (nft lists them in creation order); rules keep their order in a chain.
+    """
+    objects = json.loads(nft(netns, "-j", "list", "ruleset"))["nftables"]
+    return sorted((_strip_handles(o) for o in objects if "metainfo" not in o), key=_listing_order)
+
+
+@pytest.fixture
+def nft_sock(netns: str) -> Iterator[NftSocket]:
+    with NftSocket.open(netns_path(netns)) as sock:
+        yield sock
