@@ -41,8 +41,10 @@ from netlink_nft._const import (
     NFTA_SET_NAME,
     NFTA_SET_TABLE,
     NFTA_SET_USERDATA,
+    NFTNL_UDATA_SET_DATA_INTERVAL,
     NFTNL_UDATA_SET_DATABYTEORDER,
     NFTNL_UDATA_SET_KEYBYTEORDER,
+    NLA_F_NESTED,
     SET_ELEM_NEST_LIMIT,
 )
 from netlink_nft._datatypes import KEY_TYPES, VERDICT, DataType, Value, concat_type_id, padded, split_type_id
@@ -115,6 +117,7 @@ def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
     udata = _udata(NFTNL_UDATA_SET_KEYBYTEORDER, byteorder)
     if spec.data is not None:
         udata += _udata(NFTNL_UDATA_SET_DATABYTEORDER, 0 if spec.data is VERDICT else spec.data.byteorder)
+        udata += _udata(NFTNL_UDATA_SET_DATA_INTERVAL, 0)
     out.append(_tlv.attr(NFTA_SET_USERDATA, udata))
     return b"".join(out)
 
@@ -122,6 +125,7 @@ def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
 # --- elements ------------------------------------------------------------------------------------------------------
 
 _KEY_HDR = struct.Struct("=HHHH")  # KEY nest header + VALUE attribute header
+_NEST_HDR = struct.Struct("=HH")
 _INTERVAL_END = _tlv.be32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END)
 
 
@@ -145,23 +149,23 @@ def _data(spec: SetSpec, data: Data) -> bytes:
 
 
 def encode_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[bytes]:
-    """One element-list nest entry (`NFTA_LIST_ELEM`) per wire element, in order."""
+    """The attributes of each wire element, in order (the caller wraps each in a numbered nest)."""
     single_interval = spec.interval and len(spec.key) == 1
     top = (1 << (8 * spec.key_len)) - 1
     for element in elements:
         key = _key_bytes(spec.key, element.key)
         data = b"" if element.data is None else _data(spec, element.data)
         if single_interval:
-            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + data)
+            yield _value(NFTA_SET_ELEM_KEY, key) + data
             last = int.from_bytes(key if element.end is None else _key_bytes(spec.key, element.end), "big")
             if last != top:
                 after = (last + 1).to_bytes(spec.key_len, "big")
-                yield _tlv.nest(NFTA_LIST_ELEM, _INTERVAL_END + _value(NFTA_SET_ELEM_KEY, after))
+                yield _INTERVAL_END + _value(NFTA_SET_ELEM_KEY, after)
         elif spec.interval:
             end = key if element.end is None else _key_bytes(spec.key, element.end)
-            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + _value(NFTA_SET_ELEM_KEY_END, end) + data)
+            yield _value(NFTA_SET_ELEM_KEY, key) + _value(NFTA_SET_ELEM_KEY_END, end) + data
         else:
-            yield _tlv.nest(NFTA_LIST_ELEM, _value(NFTA_SET_ELEM_KEY, key) + data)
+            yield _value(NFTA_SET_ELEM_KEY, key) + data
 
 
 def encode_element_lists(spec: SetSpec, set_id: int | None, elements: Iterable[SetElement]) -> Iterator[bytes]:
@@ -172,11 +176,12 @@ def encode_element_lists(spec: SetSpec, set_id: int | None, elements: Iterable[S
     chunk: list[bytes] = []
     size = 0
     for item in encode_elements(spec, elements):
-        if size + len(item) > SET_ELEM_NEST_LIMIT and chunk:
+        if size + len(item) + 4 > SET_ELEM_NEST_LIMIT and chunk:
             yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
             chunk, size = [], 0
-        chunk.append(item)
-        size += len(item)
+        # numbered 1, 2, ... like libnftnl (the kernel ignores the number); elements are 4-byte aligned
+        chunk.append(_NEST_HDR.pack(4 + len(item), (len(chunk) + 1) | NLA_F_NESTED) + item)
+        size += 4 + len(item)
     if chunk:
         yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
 

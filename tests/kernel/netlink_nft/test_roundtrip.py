@@ -15,12 +15,16 @@ from netlink_nft import (
     ACCEPT,
     DROP,
     IFNAME,
+    IIFNAME,
     INET_SERVICE,
+    IP6_SADDR,
     IP_SADDR,
     IPV4_ADDR,
     IPV6_ADDR,
     RETURN,
     TCP_DPORT,
+    TCP_SPORT,
+    UDP_DPORT,
     VERDICT,
     Chain,
     Counter,
@@ -53,7 +57,6 @@ from netlink_nft import (
     sport,
     vmap,
 )
-from netlink_nft import UDP_DPORT as UDP_DPORT_FIELD
 from tests.kernel.netlink_nft.conftest import nft, nft_json
 
 T = Table(Family.INET, "t")
@@ -138,8 +141,8 @@ def addresses_and_ports() -> tuple[str, Ruleset]:
             rule(T, "input", saddr("10.9.0.0/16"), daddr("192.168.0.0/24", negate=True), DROP),
             rule(T, "input", saddr("2001:db8::/33"), sport("udp", 53), DROP),
             rule(T, "input", daddr("2001:db8::1"), dport("sctp", 80), ACCEPT),
-            rule(T, "input", between(TCP_SPORT_FIELD, 1, 1023, negate=True), DROP),
-            rule(T, "input", between(UDP_DPORT_FIELD, 5000, 5001), ACCEPT),
+            rule(T, "input", between(TCP_SPORT, 1, 1023, negate=True), DROP),
+            rule(T, "input", between(UDP_DPORT, 5000, 5001), ACCEPT),
             rule(T, "input", icmp_type(8), ACCEPT),
             rule(T, "input", icmpv6_type(135), ACCEPT),
             rule(T, "input", saddr("0.0.0.0/0"), ACCEPT),
@@ -217,11 +220,11 @@ def named_sets_and_maps() -> tuple[str, Ruleset]:
         (
             rule(T, "input", in_set(IP_SADDR, "v4"), DROP),
             rule(T, "input", in_set(IP_SADDR, "v4", negate=True), ACCEPT),
-            rule(T, "input", in_set(IP6_SADDR_FIELD, "v6"), DROP),
+            rule(T, "input", in_set(IP6_SADDR, "v6"), DROP),
             rule(T, "input", in_set(TCP_DPORT, "ports"), ACCEPT),
-            rule(T, "input", in_set(IIFNAME_FIELD, "ifs"), ACCEPT),
+            rule(T, "input", in_set(IIFNAME, "ifs"), ACCEPT),
             rule(T, "input", in_set((IP_SADDR, TCP_DPORT), "pairs"), ACCEPT),
-            rule(T, "input", vmap(IIFNAME_FIELD, "dispatch")),
+            rule(T, "input", vmap(IIFNAME, "dispatch")),
         ),
     )
 
@@ -272,10 +275,6 @@ def ip_family_table() -> tuple[str, Ruleset]:
         (rule(t4, "input", saddr("10.0.0.0/8"), dport("tcp", 22), ACCEPT),),
     )
 
-
-from netlink_nft import IIFNAME as IIFNAME_FIELD  # noqa: E402
-from netlink_nft import IP6_SADDR as IP6_SADDR_FIELD  # noqa: E402
-from netlink_nft import TCP_SPORT as TCP_SPORT_FIELD  # noqa: E402
 
 CASES: dict[str, Callable[[], tuple[str, Ruleset]]] = {
     f.__name__: f
