@@ -1,0 +1,183 @@
+"""Builders for API objects and a harness that checks compiled rulesets against the oracle, flow by flow."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from trinet.policy import CompileOptions, Packet, PodRuleset, Snapshot, compile, evaluate
+from trinet.policy.oracle import Oracle
+from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, ObjectMeta, Pod
+
+PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
+
+
+def nad(ref: str, cni_type: str = "macvlan", conflist: bool = False) -> NetworkAttachmentDefinition:
+    ns, name = ref.split("/")
+    config: dict[str, Any] = {"cniVersion": "0.3.1", "name": name}
+    if conflist:
+        config["plugins"] = [{"type": cni_type}, {"type": "tuning"}]
+    else:
+        config["type"] = cni_type
+    return msgspec.convert(
+        {"metadata": {"namespace": ns, "name": name}, "spec": {"config": json.dumps(config)}},
+        NetworkAttachmentDefinition,
+    )
+
+
+def namespace(name: str, **labels: str) -> Namespace:
+    return Namespace(metadata=ObjectMeta(name=name, labels={"kubernetes.io/metadata.name": name, **labels}))
+
+
+def pod(
+    ref: str,
+    labels: dict[str, str] | None = None,
+    nets: Sequence[tuple[str, str, Sequence[str]]] = (),
+    *,
+    phase: str = "Running",
+    host_network: bool = False,
+    ports: Sequence[tuple[str, str, int]] = (),
+    networks: str | None = None,
+    extra_status: Sequence[dict[str, Any]] = (),
+) -> Pod:
+    """``nets``: (status name, interface, ips) per attachment; a default-network entry is always added first."""
+    ns, name = ref.split("/")
+    status = [{"name": "kindnet", "interface": "eth0", "ips": ["192.168.0.1"], "default": True}]
+    status += [{"name": n, "interface": i, "ips": list(ips)} for n, i, ips in nets]
+    status += list(extra_status)
+    annotations = {"k8s.v1.cni.cncf.io/network-status": json.dumps(status)}
+    annotations["k8s.v1.cni.cncf.io/networks"] = (
+        networks if networks is not None else ",".join(f"{n}@{i}" for n, i, _ in nets)
+    )
+    containers = [{"name": "c", "ports": [{"name": n, "protocol": p, "containerPort": c} for n, p, c in ports]}]
+    return msgspec.convert(
+        {
+            "metadata": {
+                "namespace": ns,
+                "name": name,
+                "uid": f"uid-{ns}-{name}",
+                "labels": labels or {},
+                "annotations": annotations,
+            },
+            "spec": {"nodeName": "node1", "hostNetwork": host_network, "containers": containers},
+            "status": {"phase": phase},
+        },
+        Pod,
+    )
+
+
+def policy(ref: str, spec: dict[str, Any], policy_for: str | None = "net1") -> MultiNetworkPolicy:
+    ns, name = ref.split("/")
+    annotations = {} if policy_for is None else {"k8s.v1.cni.cncf.io/policy-for": policy_for}
+    spec = {"podSelector": {}, **spec}
+    return msgspec.convert(
+        {"metadata": {"namespace": ns, "name": name, "annotations": annotations}, "spec": spec}, MultiNetworkPolicy
+    )
+
+
+class World:
+    """A cluster; ``allowed`` answers from the compiled rulesets and asserts the oracle agrees."""
+
+    def __init__(
+        self,
+        pods: Iterable[Pod] = (),
+        policies: Iterable[MultiNetworkPolicy] = (),
+        namespaces: Iterable[Namespace] = (),
+        nads: Iterable[NetworkAttachmentDefinition] = (),
+        options: CompileOptions | None = None,
+    ) -> None:
+        self.pods = {f"{p.metadata.namespace}/{p.metadata.name}": p for p in pods}
+        self.policies = list(policies)
+        known = {n.metadata.name for n in namespaces}
+        extra = {p.metadata.namespace for p in self.pods.values()} - known
+        self.namespaces = [*namespaces, *(namespace(n) for n in sorted(extra))]
+        self.nads = list(nads)
+        self.options = options or CompileOptions()
+        self.snapshot = Snapshot(self.pods.values(), self.namespaces, self.policies, self.nads)
+        self._compiled: dict[str, PodRuleset] = {}
+        self.oracle = Oracle(
+            self.pods.values(), self.namespaces, self.policies, self.nads, self.options.network_plugins
+        )
+
+    def ruleset(self, ref: str) -> PodRuleset:
+        found = self._compiled.get(ref)
+        if found is None:
+            found = self._compiled[ref] = compile(self.snapshot, self.pods[ref], self.options)
+        return found
+
+    def endpoint(self, ref: str) -> Pod | str:
+        return self.pods.get(ref) or ref
+
+    def compiled(
+        self, src: str, dst: str, protocol: str, port: int | None, family: int, network: str, icmp_type: int = 8
+    ) -> bool:
+        s, d = self.endpoint(src), self.endpoint(dst)
+        saddr, dst_ip = _address(s, network, family), _address(d, network, family)
+        number = PROTO[protocol] if not (protocol == "ICMP" and family == 6) else 58
+        fam: Literal[4, 6] = 4 if family == 4 else 6
+        verdicts = []
+        for endpoint, hook in ((s, "output"), (d, "input")):
+            if isinstance(endpoint, str):
+                continue
+            ifname = _ifname(endpoint, network)
+            if ifname is None:
+                continue
+            packet = Packet(
+                hook=hook,  # type: ignore[arg-type]
+                ifname=ifname,
+                family=fam,
+                saddr=saddr,
+                daddr=dst_ip,
+                protocol=number,
+                sport=None if number in (1, 58) else 40000,
+                dport=port,
+                icmp_type=icmp_type if number in (1, 58) else None,
+            )
+            ref = f"{endpoint.metadata.namespace}/{endpoint.metadata.name}"
+            verdicts.append(evaluate(self.ruleset(ref), packet))
+        return all(v == "accept" for v in verdicts)
+
+    def allowed(
+        self,
+        src: str,
+        dst: str,
+        protocol: str = "TCP",
+        port: int | None = 80,
+        family: int = 4,
+        network: str = "ns/net1",
+    ) -> bool:
+        got = self.compiled(src, dst, protocol, port, family, network)
+        want = self.oracle.allowed(self.endpoint(src), self.endpoint(dst), protocol, port, family, network)
+        assert got == want, f"compiled {got} but oracle {want}: {src}->{dst} {protocol}/{port} v{family} on {network}"
+        return got
+
+
+def _status(p: Pod) -> list[dict[str, Any]]:
+    return json.loads(p.metadata.annotations.get("k8s.v1.cni.cncf.io/network-status", "[]"))  # type: ignore[no-any-return]
+
+
+def _normal(name: str, p: Pod) -> str:
+    return name if "/" in name else f"{p.metadata.namespace}/{name}"
+
+
+def _ifname(p: Pod, network: str) -> str | None:
+    for e in _status(p):
+        if not e.get("default") and _normal(e["name"], p) == network:
+            return str(e["interface"])
+    return None
+
+
+def _address(endpoint: Pod | str, network: str, family: int) -> int:
+    if isinstance(endpoint, str):
+        return int(ipaddress.ip_address(endpoint))
+    for e in _status(endpoint):
+        if not e.get("default") and _normal(e["name"], endpoint) == network:
+            for ip in e.get("ips", []):
+                a = ipaddress.ip_interface(ip).ip
+                if a.version == family:
+                    return int(a)
+    return int(ipaddress.ip_address("203.0.113.254" if family == 4 else "2001:db8:ffff::fe"))

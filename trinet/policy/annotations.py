@@ -1,0 +1,152 @@
+"""Parsing of the Multus/NPWG annotations and of a NAD's CNI type (semantics.md §1.3, §2.6).
+
+Every parser is total: malformed input gives an empty or partial result plus human-readable problems, never an
+exception, because annotations are written by users and plugins we do not control.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+import msgspec
+
+from trinet.policy.types import NetworkAttachmentDefinition
+
+__all__ = [
+    "NETWORKS_ANNOTATION",
+    "NETWORK_STATUS_ANNOTATION",
+    "POLICY_FOR_ANNOTATION",
+    "NetworkSelection",
+    "NetworkStatusEntry",
+    "nad_cni_type",
+    "normalize_ref",
+    "parse_network_status",
+    "parse_networks",
+    "parse_policy_for",
+]
+
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
+POLICY_FOR_ANNOTATION = "k8s.v1.cni.cncf.io/policy-for"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class NetworkSelection(msgspec.Struct, frozen=True):
+    """One item of the pod's ``networks`` annotation, namespace already defaulted."""
+
+    namespace: str
+    name: str
+    interface: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class NetworkStatusEntry(msgspec.Struct, frozen=True):
+    """One item of ``network-status``: name as written, interface, addresses without prefix lengths."""
+
+    name: str
+    interface: str
+    ips: tuple[str, ...]
+    default: bool = False
+
+
+class _RawSelection(msgspec.Struct):
+    name: str
+    namespace: str | None = None
+    interface: str | None = None
+
+
+class _RawStatus(msgspec.Struct):
+    name: str = ""
+    interface: str = ""
+    ips: list[str] | None = None
+    default: bool = False
+
+
+def normalize_ref(ref: str, default_namespace: str) -> str:
+    """``name`` → ``default_namespace/name``; ``ns/name`` unchanged; surrounding whitespace removed."""
+    ref = ref.strip()
+    return ref if "/" in ref else f"{default_namespace}/{ref}"
+
+
+def parse_networks(value: str, pod_namespace: str) -> tuple[tuple[NetworkSelection, ...], list[str]]:
+    """Parse ``k8s.v1.cni.cncf.io/networks`` in either form (JSON when it contains ``[``, ``{`` or ``"``)."""
+    problems: list[str] = []
+    out: list[NetworkSelection] = []
+    if any(c in value for c in '[{"'):
+        try:
+            raw = msgspec.json.decode(value.encode(), type=list[_RawSelection])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return (), [f"networks: invalid JSON: {exc}"]
+        for sel in raw:
+            out.append(NetworkSelection(sel.namespace or pod_namespace, sel.name, sel.interface or None))
+        return tuple(out), problems
+    for index, raw_item in enumerate(value.split(",")):
+        item = raw_item.strip()
+        if not item:
+            continue
+        ns_part, _, rest = item.rpartition("/") if "/" in item else ("", "", item)
+        name, _, ifname = rest.partition("@")
+        units = [u for u in (ns_part, name) if u]
+        if item.count("/") > 1 or not all(_DNS_LABEL.match(u) for u in units) or not name:
+            problems.append(f"networks[{index}]: {item!r} is not [<namespace>/]<name>[@<ifname>]")
+            continue
+        out.append(NetworkSelection(ns_part or pod_namespace, name, ifname or None))
+    return tuple(out), problems
+
+
+def _strip_prefix(ip: str) -> str | None:
+    try:
+        return str(ipaddress.ip_interface(ip.strip()).ip)
+    except ValueError:
+        return None
+
+
+def parse_network_status(value: str) -> tuple[tuple[NetworkStatusEntry, ...], list[str]]:
+    """Parse ``network-status``; prefix lengths are stripped (D10), unparsable addresses dropped with a problem."""
+    try:
+        raw = msgspec.json.decode(value.encode(), type=list[_RawStatus])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return (), [f"network-status: invalid JSON: {exc}"]
+    problems: list[str] = []
+    out: list[NetworkStatusEntry] = []
+    for index, item in enumerate(raw):
+        ips: list[str] = []
+        for j, ip in enumerate(item.ips or ()):
+            parsed = _strip_prefix(ip)
+            if parsed is None:
+                problems.append(f"network-status[{index}].ips[{j}]: {ip!r} is not an IP address")
+            else:
+                ips.append(parsed)
+        out.append(NetworkStatusEntry(item.name, item.interface, tuple(ips), item.default))
+    return tuple(out), problems
+
+
+def parse_policy_for(value: str | None, policy_namespace: str) -> frozenset[str]:
+    """``policy-for``: comma list; items trimmed; empty items ignored; bare names in the policy's namespace."""
+    if value is None:
+        return frozenset()
+    return frozenset(normalize_ref(item, policy_namespace) for item in value.split(",") if item.strip())
+
+
+def nad_cni_type(nad: NetworkAttachmentDefinition) -> str | None:
+    """CNI type of a NAD: ``plugins[0].type`` of a conflist, else ``type``; None when unknown or malformed.
+
+    An empty ``spec.config`` (config on the node's disk) is unknown here: the pure core does no I/O.
+    """
+    try:
+        cfg = json.loads(nad.spec.config)
+    except ValueError:
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    plugins = cfg.get("plugins")
+    if isinstance(plugins, list) and plugins:
+        cfg = plugins[0] if isinstance(plugins[0], dict) else {}
+    kind = cfg.get("type")
+    return kind if isinstance(kind, str) and kind else None

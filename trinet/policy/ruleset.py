@@ -1,0 +1,195 @@
+"""The compiled ruleset of one pod: a thin, immutable model that maps one-to-one onto nftables objects.
+
+Every type is a frozen msgspec Struct (hashable, comparable, cheaply serialisable), so a ``PodRuleset`` can be
+hashed for "unchanged pod costs no transaction" and diffed for set-element deltas. Each match corresponds to one
+nftables expression group (see ``render.py`` for the text form):
+
+=================  ==========================================================
+``NfProto``        ``meta nfproto ipv4|ipv6``
+``L4Proto``        ``meta l4proto tcp`` / ``meta l4proto { tcp, udp }``
+``IfName``         ``iifname "net1"`` / ``oifname != { "a", "b" }``
+``CtState``        ``ct state established,related``
+``Addr``           ``ip saddr @set`` / ``ip6 daddr { 2001:db8::/64 }`` (interval sets)
+``Port``           ``th dport { 80, 8000-8010 }`` (needs an ``L4Proto`` earlier in the rule)
+``AddrPort``       ``ip daddr . th dport @set`` (concatenation, ``ipv4_addr . inet_service``)
+``IcmpType``       ``icmp type { 0, 8 }`` / ``icmpv6 type { 133, 134 }``
+=================  ==========================================================
+
+Verdicts are ``accept``, ``drop``, ``jump <chain>`` and ``<iifname|oifname> vmap @<map>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+
+from trinet.policy.ipblock import Interval
+
+__all__ = [
+    "Accept",
+    "Addr",
+    "AddrPort",
+    "Chain",
+    "CtState",
+    "Drop",
+    "IcmpType",
+    "IfName",
+    "Jump",
+    "L4Proto",
+    "Match",
+    "NfProto",
+    "PodRuleset",
+    "Port",
+    "Rule",
+    "Set",
+    "Table",
+    "Verdict",
+    "VerdictMap",
+    "Vmap",
+]
+
+Family = Literal[4, 6]
+AddrField = Literal["saddr", "daddr"]
+PortField = Literal["sport", "dport"]
+IfField = Literal["iifname", "oifname"]
+KeyType = Literal["ipv4_addr", "ipv6_addr", "inet_service"]
+
+
+class _V(msgspec.Struct, frozen=True, array_like=True, tag=True):
+    """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous."""
+
+
+class NfProto(_V, frozen=True):
+    family: Family
+
+
+class L4Proto(_V, frozen=True):
+    protocols: tuple[int, ...]  # IANA numbers: 1 icmp, 6 tcp, 17 udp, 58 ipv6-icmp, 132 sctp
+    negate: bool = False
+
+
+class IfName(_V, frozen=True):
+    field: IfField
+    names: tuple[str, ...]
+    negate: bool = False
+
+
+class CtState(_V, frozen=True):
+    states: tuple[str, ...]  # subset of new, established, related, invalid, untracked
+
+
+class Addr(_V, frozen=True):
+    """Address match against a named set (``set_name``) or anonymous ``elements``."""
+
+    family: Family
+    field: AddrField
+    set_name: str | None = None
+    elements: tuple[Interval, ...] = ()
+    negate: bool = False
+
+
+class Port(_V, frozen=True):
+    field: PortField
+    set_name: str | None = None
+    elements: tuple[Interval, ...] = ()
+    negate: bool = False
+
+
+class AddrPort(_V, frozen=True):
+    family: Family
+    addr_field: AddrField
+    port_field: PortField
+    set_name: str
+
+
+class IcmpType(_V, frozen=True):
+    family: Family
+    types: tuple[int, ...]
+
+
+Match = NfProto | L4Proto | IfName | CtState | Addr | Port | AddrPort | IcmpType
+
+
+class Accept(_V, frozen=True):
+    pass
+
+
+class Drop(_V, frozen=True):
+    pass
+
+
+class Jump(_V, frozen=True):
+    chain: str
+
+
+class Vmap(_V, frozen=True):
+    """``<field> vmap @<map_name>``: look the interface up in a verdict map; no entry means continue."""
+
+    field: IfField
+    map_name: str
+
+
+Verdict = Accept | Drop | Jump | Vmap
+
+
+class Rule(_V, frozen=True):
+    matches: tuple[Match, ...]
+    verdict: Verdict
+    comment: str | None = None
+
+
+class Set(_V, frozen=True):
+    """A named set. ``key`` has one type, or several for a concatenation; each element holds one interval per key
+    part (single values are ``(v, v)``). Elements are canonical: sorted, and merged when ``interval``."""
+
+    name: str
+    key: tuple[KeyType, ...]
+    interval: bool
+    elements: tuple[tuple[Interval, ...], ...] = ()
+
+
+class VerdictMap(_V, frozen=True):
+    """``map <name> { type ifname : verdict; }`` with ``jump <chain>`` entries, sorted by interface name."""
+
+    name: str
+    entries: tuple[tuple[str, str], ...]
+
+
+class Chain(_V, frozen=True):
+    """A chain; base chains have ``hook`` (input/output) at priority filter (0), policy accept."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    hook: Literal["input", "output"] | None = None
+    priority: int = 0
+
+
+class Table(_V, frozen=True):
+    name: str
+    sets: tuple[Set, ...] = ()
+    maps: tuple[VerdictMap, ...] = ()
+    chains: tuple[Chain, ...] = ()
+    family: Literal["inet"] = "inet"
+
+
+class PodRuleset(_V, frozen=True):
+    """The complete desired ruleset of one pod. A table with no chains means: nothing to enforce (no table)."""
+
+    table: Table
+
+    @property
+    def enforces(self) -> bool:
+        return bool(self.table.chains)
+
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON encoding (IPv6 integers exceed msgpack): equal rulesets, equal hashes."""
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+
+    def structure_hash(self) -> str:
+        """Hash of everything except set elements: equal structure means a set-element delta suffices."""
+        bare = msgspec.structs.replace(
+            self.table, sets=tuple(msgspec.structs.replace(s, elements=()) for s in self.table.sets)
+        )
+        return hashlib.sha256(msgspec.json.encode(bare)).hexdigest()

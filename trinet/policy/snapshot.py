@@ -1,0 +1,177 @@
+"""A cluster snapshot with the indexes ``compile()`` needs, so that compiling one pod never scans the cluster.
+
+The snapshot is built from immutable inputs; everything derived from them (parsed pods, validated policies, peer
+address sets) is memoised on first use. Build a new snapshot when the inputs change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from trinet.policy.annotations import (
+    NETWORK_STATUS_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    nad_cni_type,
+    parse_network_status,
+    parse_networks,
+)
+from trinet.policy.model import EffectivePolicy, SelectorPeer
+from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
+from trinet.policy.validation import validate_policy
+
+__all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]
+
+
+def pod_key(pod: Pod) -> str:
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    """One secondary-network interface of a pod, as network-status reports it."""
+
+    ifname: str
+    network: str  # normalised "ns/name" of the NAD
+    cni_type: str | None  # None: NAD missing or its type unknown
+    v4: tuple[int, ...]
+    v6: tuple[int, ...]
+
+
+class PodInfo(msgspec.Struct, frozen=True):
+    """What the policy core needs of a pod, parsed once."""
+
+    key: str
+    namespace: str
+    labels: Mapping[str, str]
+    attachments: tuple[Attachment, ...]
+    is_peer: bool  # Running, not hostNetwork: its addresses count for selector peers (§2.4.22)
+    is_subject: bool  # not hostNetwork and not finished: it may be policed (§2.1.4)
+    container_ports: tuple[tuple[str, str, int], ...]  # (name, protocol, number)
+    problems: tuple[str, ...] = ()
+
+    def addresses(self, network: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        v4: list[int] = []
+        v6: list[int] = []
+        for att in self.attachments:
+            if att.network == network:
+                v4.extend(att.v4)
+                v6.extend(att.v6)
+        return tuple(v4), tuple(v6)
+
+
+def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
+    meta = pod.metadata
+    problems: list[str] = []
+    status_text = meta.annotations.get(NETWORK_STATUS_ANNOTATION)
+    entries, errs = parse_network_status(status_text) if status_text else ((), [])
+    problems += errs
+    selections, errs = parse_networks(meta.annotations.get(NETWORKS_ANNOTATION, ""), meta.namespace)
+    problems += errs
+    attachments: list[Attachment] = []
+    for entry in entries:
+        if entry.default:
+            continue
+        if "/" in entry.name:
+            network = entry.name.strip()
+        else:  # un-namespaced status name: learn the namespace from the networks annotation (§2.6.38)
+            name = entry.name.strip()
+            candidates = [s for s in selections if s.name == name and s.interface in (None, entry.interface)]
+            network = candidates[0].ref if candidates else f"{meta.namespace}/{name}"
+        v4 = tuple(int(a) for a in map(ipaddress.ip_address, entry.ips) if a.version == 4)
+        v6 = tuple(int(a) for a in map(ipaddress.ip_address, entry.ips) if a.version == 6)
+        attachments.append(Attachment(entry.interface, network, nad_types.get(network), v4, v6))
+    ports = tuple(
+        sorted(
+            (p.name, p.protocol, p.container_port)
+            for c in pod.spec.containers
+            for p in c.ports or ()
+            if p.name is not None
+        )
+    )
+    return PodInfo(
+        key=pod_key(pod),
+        namespace=meta.namespace,
+        labels=meta.labels,
+        attachments=tuple(attachments),
+        is_peer=pod.status.phase == "Running" and not pod.spec.host_network,
+        is_subject=not pod.spec.host_network and pod.status.phase not in ("Succeeded", "Failed"),
+        container_ports=ports,
+        problems=tuple(problems),
+    )
+
+
+class Snapshot:
+    """Pods, namespaces, policies and NADs of the cluster at one instant, indexed."""
+
+    def __init__(
+        self,
+        pods: Iterable[Pod] = (),
+        namespaces: Iterable[Namespace] = (),
+        policies: Iterable[MultiNetworkPolicy] = (),
+        nads: Iterable[NetworkAttachmentDefinition] = (),
+    ) -> None:
+        self.nad_types: dict[str, str | None] = {
+            f"{n.metadata.namespace}/{n.metadata.name}": nad_cni_type(n) for n in nads
+        }
+        self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.metadata.labels for n in namespaces}
+        self.pods: dict[str, Pod] = {}
+        self._pods_by_ns: dict[str, list[Pod]] = defaultdict(list)
+        for pod in pods:
+            self.pods[pod_key(pod)] = pod
+            self._pods_by_ns[pod.metadata.namespace].append(pod)
+            self.namespace_labels.setdefault(pod.metadata.namespace, {})
+        self.policies: dict[str, EffectivePolicy] = {}
+        self._policies_by_ns: dict[str, list[EffectivePolicy]] = defaultdict(list)
+        for policy in policies:
+            effective = validate_policy(policy)
+            self.policies[effective.key] = effective
+        for effective in sorted(self.policies.values(), key=lambda p: p.key):
+            self._policies_by_ns[effective.namespace].append(effective)
+        self._info: dict[str, PodInfo] = {}
+        self._peer_pods: dict[tuple[str, SelectorPeer], tuple[PodInfo, ...]] = {}
+        self._network_pods: dict[str, tuple[PodInfo, ...]] | None = None
+        self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
+
+    def info(self, pod: Pod) -> PodInfo:
+        key = pod_key(pod)
+        found = self._info.get(key)
+        if found is None:
+            found = self._info[key] = _parse_pod(pod, self.nad_types)
+        return found
+
+    def policies_in(self, namespace: str) -> list[EffectivePolicy]:
+        return self._policies_by_ns.get(namespace, [])
+
+    def peer_pods(self, policy_namespace: str, peer: SelectorPeer) -> tuple[PodInfo, ...]:
+        """Pods a selector peer selects (§2.4.20), only those whose addresses count (§2.4.22)."""
+        key = (policy_namespace, peer)
+        found = self._peer_pods.get(key)
+        if found is None:
+            if peer.namespaces is None:
+                namespaces = [policy_namespace]
+            else:
+                sel = peer.namespaces
+                namespaces = sorted(ns for ns, labels in self.namespace_labels.items() if sel.matches(labels))
+            out: list[PodInfo] = []
+            for ns in namespaces:
+                for pod in self._pods_by_ns.get(ns, ()):
+                    info = self.info(pod)
+                    if info.is_peer and (peer.pods is None or peer.pods.matches(info.labels)):
+                        out.append(info)
+            found = self._peer_pods[key] = tuple(out)
+        return found
+
+    def pods_on(self, network: str) -> tuple[PodInfo, ...]:
+        """Live (not finished, not hostNetwork) pods with an interface on ``network``: owners of egress named ports."""
+        if self._network_pods is None:
+            index: dict[str, list[PodInfo]] = defaultdict(list)
+            for pod in self.pods.values():
+                info = self.info(pod)
+                if info.is_subject:
+                    for network_name in sorted({a.network for a in info.attachments}):
+                        index[network_name].append(info)
+            self._network_pods = {k: tuple(v) for k, v in index.items()}
+        return self._network_pods.get(network, ())
