@@ -121,12 +121,12 @@ class NftSocket:
 
     def _send_batch(self, encoded: EncodedBatch) -> None:
         size = len(encoded.data)
+        if size > self.max_batch_bytes:
+            raise BatchTooLarge(
+                f"batch of {len(encoded.messages)} messages is {size} bytes, above max_batch_bytes="
+                f"{self.max_batch_bytes}; split the update or raise the limit"
+            )
         if size + _NETLINK_OVERHEAD > self._sndbuf:
-            if size > self.max_batch_bytes:
-                raise BatchTooLarge(
-                    f"batch of {len(encoded.messages)} messages is {size} bytes, above max_batch_bytes="
-                    f"{self.max_batch_bytes}; split the update or raise the limit"
-                )
             self._sndbuf = self._grow(socket.SO_SNDBUF, SO_SNDBUFFORCE, size + _NETLINK_OVERHEAD)
             if size + _NETLINK_OVERHEAD > self._sndbuf:
                 raise BatchTooLarge(
