@@ -176,7 +176,7 @@ def encode_element_lists(spec: SetSpec, set_id: int | None, elements: Iterable[S
     chunk: list[bytes] = []
     size = 0
     for item in encode_elements(spec, elements):
-        if size + len(item) + 4 > SET_ELEM_NEST_LIMIT and chunk:
+        if 4 + size + 4 + len(item) > SET_ELEM_NEST_LIMIT and chunk:  # nest header + elements
             yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
             chunk, size = [], 0
         # numbered 1, 2, ... like libnftnl (the kernel ignores the number); elements are 4-byte aligned

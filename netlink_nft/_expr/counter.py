@@ -22,4 +22,4 @@ class Counter(Expr):
 
     @classmethod
     def decode(cls, attrs: dict[int, bytes]) -> Counter:
-        return cls(_tlv.get_be64(attrs[_PACKETS]), _tlv.get_be64(attrs[_BYTES]))
+        return cls(_tlv.get_be64(attrs.get(_PACKETS, bytes(8))), _tlv.get_be64(attrs.get(_BYTES, bytes(8))))

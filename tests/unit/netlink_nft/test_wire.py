@@ -1,0 +1,162 @@
+"""Pure encode/decode: every expression, set elements (rbtree, pipapo, maps), chunking, batch framing and tags."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+
+from netlink_nft import (
+    ACCEPT,
+    DROP,
+    IFNAME,
+    INET_SERVICE,
+    IPV4_ADDR,
+    VERDICT,
+    Batch,
+    Bitwise,
+    Chain,
+    Cmp,
+    CmpOp,
+    Counter,
+    Ct,
+    CtKey,
+    Expr,
+    Family,
+    Immediate,
+    Log,
+    Lookup,
+    Meta,
+    MetaKey,
+    Payload,
+    PayloadBase,
+    Range,
+    RangeOp,
+    Set,
+    SetElement,
+    Table,
+    Unknown,
+    _sets,
+    _tlv,
+    jump,
+)
+from netlink_nft._batch import _spec
+from netlink_nft._const import NFNL_BATCH_GENID, NFT_MSG_NEWSETELEM, NLM_F_ACK
+from netlink_nft._expr import decode_expr, encode_expr
+from tests.unit.netlink_nft.strategies import interval_elements
+
+T = Table(Family.INET, "t")
+
+EXPRESSIONS: list[Expr] = [
+    Payload(PayloadBase.NETWORK, 12, 4),
+    Payload(PayloadBase.TRANSPORT, 2, 2, dreg=9),
+    Meta(MetaKey.IIFNAME),
+    Ct(CtKey.STATE),
+    Ct(CtKey.DIRECTION, direction=1),
+    Cmp(CmpOp.GTE, b"\x03\xe8"),
+    Bitwise(b"\xff\xff\xfe\x00", b"\x00\x00\x00\x00"),
+    Range(RangeOp.NEQ, b"\x00\x01", b"\x03\xff"),
+    Lookup("blocked", invert=True),
+    Lookup("dispatch", dreg=0),
+    Immediate(ACCEPT),
+    Immediate(jump("sub")),
+    Immediate(b"\x01\x02\x03\x04", dreg=1),
+    Counter(),
+    Log(),
+    Log(prefix="x: ", level=6),
+    Log(prefix="dns ", group=3, snaplen=64, qthreshold=2),
+    Unknown("notrack", b""),
+]
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS, ids=repr)
+def test_every_expression_decodes_to_itself(expr: Expr) -> None:
+    encoded = encode_expr(expr)
+    length, _ = struct.unpack_from("=HH", encoded)
+    assert length == len(encoded)
+    assert decode_expr(encoded[4:]) == expr
+
+
+def _elements_of(spec: _sets.SetSpec, bodies: list[bytes]) -> list[SetElement]:
+    lists = [_tlv.parse_attrs(body)[3] for body in bodies]  # NFTA_SET_ELEM_LIST_ELEMENTS
+    return _sets.decode_elements(spec, lists)
+
+
+@given(interval_elements(4))
+def test_interval_elements_decode_back(elements: list[SetElement]) -> None:
+    s = Set(T, "s", (IPV4_ADDR,), interval=True, elements=tuple(elements))
+    bodies = list(_sets.encode_element_lists(_spec(s), None, s.elements))
+    assert s.with_elements(_elements_of(_spec(s), bodies)) == s
+
+
+def test_a_range_reaching_the_top_of_the_address_space_has_no_end_element() -> None:
+    s = Set(T, "s", (IPV4_ADDR,), interval=True, elements=(SetElement.network("255.255.255.0/24"),))
+    assert len(list(_sets.encode_elements(_spec(s), s.elements))) == 1
+    whole = Set(T, "s", (IPV4_ADDR,), interval=True, elements=(SetElement.network("0.0.0.0/0"),))
+    (only,) = _sets.encode_elements(_spec(whole), whole.elements)
+    assert b"\x00\x00\x00\x00" in only and struct.pack(">I", 1) not in only  # a start, no INTERVAL_END
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        Set(
+            T,
+            "pairs",
+            (IPV4_ADDR, INET_SERVICE),
+            interval=True,
+            elements=(SetElement(("10.1.0.0", 80), ("10.1.255.255", 90)), SetElement(("10.2.0.1", 443))),
+        ),
+        Set(T, "pairs_plain", (IPV4_ADDR, INET_SERVICE), elements=(SetElement(("10.2.0.1", 443)),)),
+        Set(
+            T, "vm", (IFNAME,), data=VERDICT, elements=(SetElement("eth0", data=jump("x")), SetElement("lo", data=DROP))
+        ),
+        Set(T, "ifs", (IFNAME,), elements=(SetElement("eth0"),)),
+    ],
+    ids=lambda s: s.name,
+)
+def test_elements_of_concatenations_and_maps_decode_back(s: Set) -> None:
+    bodies = list(_sets.encode_element_lists(_spec(s), 1, s.elements))
+    assert s.with_elements(_elements_of(_spec(s), bodies)) == s
+
+
+def test_concatenated_keys_pad_each_field_to_four_bytes() -> None:
+    s = Set(T, "pairs", (IPV4_ADDR, INET_SERVICE), elements=(SetElement(("10.1.0.0", 80)),))
+    (element,) = _sets.encode_elements(_spec(s), s.elements)
+    assert bytes.fromhex("0a01000000500000") in element
+
+
+def test_big_element_lists_are_chunked_under_the_attribute_limit() -> None:
+    s = Set(
+        T,
+        "big",
+        (IPV4_ADDR,),
+        interval=True,
+        elements=tuple(SetElement.network(f"10.{i // 256}.{i % 256}.0/25") for i in range(20_000)),
+    )
+    bodies = list(_sets.encode_element_lists(_spec(s), 1, s.elements))
+    assert len(bodies) > 1
+    for body in bodies:
+        nest_len = struct.unpack_from("=H", body, body.index(b"\x03\x80") - 2)[0]
+        assert nest_len <= 60_000
+    assert s.with_elements(_elements_of(_spec(s), bodies)) == s
+
+
+def test_batch_tags_every_message_and_frames_the_transaction() -> None:
+    chain = Chain(T, "input")
+    ports = Set(T, "ports", (INET_SERVICE,), elements=(SetElement(80),))
+    batch = Batch()
+    batch.add_table(T)
+    batch.add_chain(chain)
+    batch.add_set(ports)
+    encoded = batch.encode(100, genid=7)
+    assert [m.subject for m in encoded.messages] == [T, chain, ports, ports]
+    assert encoded.messages[3].kind == NFT_MSG_NEWSETELEM
+    assert encoded.message_at(101) == encoded.messages[0]
+    assert encoded.message_at(100) is None and encoded.message_at(encoded.end_seq) is None
+    begin_len = struct.unpack_from("=I", encoded.data)[0]
+    assert _tlv.parse_attrs(encoded.data[20:begin_len]) == {NFNL_BATCH_GENID: struct.pack(">I", 7)}
+    end = encoded.data[-20:]
+    _, kind, flags, seq, _ = struct.unpack_from("=IHHII", end)
+    assert (kind, flags & NLM_F_ACK, seq) == (0x11, NLM_F_ACK, 105)
