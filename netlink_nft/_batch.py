@@ -159,12 +159,15 @@ class Batch:
 
     # --- sets ----------------------------------------------------------------------------------------------------
 
-    def add_set(self, set_: Set) -> None:
-        """Create the set (an existing identical set is fine) and add its elements."""
+    def add_set(self, set_: Set, *, flush: bool = False) -> None:
+        """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
+        of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         set_id = self._new_set_id()
         self._set_ids[(set_.table, set_.name)] = set_id
         spec = _spec(set_)
         self._add(NFT_MSG_NEWSET, _CREATE, set_, _sets.encode_set(spec, set_id, len(set_.elements)))
+        if flush:
+            self.flush_set(set_)
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, spec, set_id, set_.elements)
 
     def delete_set(self, set_: Set) -> None:
@@ -206,8 +209,9 @@ class Batch:
 
     def add_rule(self, rule: Rule) -> None:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
-        exprs = tuple(self._bind(rule, expr) for expr in rule.exprs)
-        bound = dataclasses.replace(rule, exprs=exprs)
+        bound = rule
+        if any(isinstance(expr, Lookup) for expr in rule.exprs):
+            bound = dataclasses.replace(rule, exprs=tuple(self._bind(rule, expr) for expr in rule.exprs))
         self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(bound))
 
     def delete_rule(self, rule: Rule) -> None:

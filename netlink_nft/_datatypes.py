@@ -7,6 +7,7 @@ ports) and `str` (interface names). `normalise()` accepts a few friendlier spell
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,28 +36,57 @@ class DataType:
     def from_bytes(self, raw: bytes) -> Value:
         raise NotImplementedError
 
+    def to_int(self, value: Value) -> int:
+        """The key as a big-endian number (interval arithmetic)."""
+        return int.from_bytes(self.to_bytes(value), "big")
+
+    def from_int(self, number: int) -> Value:
+        return self.from_bytes(number.to_bytes(self.length, "big"))
+
     def __repr__(self) -> str:
         return self.name.upper()
 
 
 @dataclass(frozen=True, repr=False)
 class _Address(DataType):
-    version: int = 4
+    _class: ClassVar[type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]]
+    _af: ClassVar[int]
 
     def normalise(self, value: object) -> Value:
-        if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-            addr: ipaddress.IPv4Address | ipaddress.IPv6Address = value
-        else:
-            addr = ipaddress.ip_address(value)  # type: ignore[arg-type]
-        if addr.version != self.version:
-            raise ValueError(f"{value!r} is not an IPv{self.version} address")
-        return addr
+        if isinstance(value, self._class):
+            return value
+        if isinstance(value, str):
+            try:  # inet_pton is ~10x faster than ipaddress's parser, and as strict
+                return self._class(socket.inet_pton(self._af, value))
+            except OSError:
+                pass
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self._class(value)
+        raise ValueError(f"{value!r} is not an {self.name}")
 
     def to_bytes(self, value: Value) -> bytes:
         return value.packed  # type: ignore[union-attr]
 
     def from_bytes(self, raw: bytes) -> Value:
-        return ipaddress.IPv4Address(raw) if self.version == 4 else ipaddress.IPv6Address(raw)
+        return self._class(raw)
+
+    def to_int(self, value: Value) -> int:
+        return int(value)
+
+    def from_int(self, number: int) -> Value:
+        return self._class(number)
+
+
+@dataclass(frozen=True, repr=False)
+class _IPv4(_Address):
+    _class = ipaddress.IPv4Address
+    _af = socket.AF_INET
+
+
+@dataclass(frozen=True, repr=False)
+class _IPv6(_Address):
+    _class = ipaddress.IPv6Address
+    _af = socket.AF_INET6
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,6 +101,12 @@ class _Integer(DataType):
 
     def from_bytes(self, raw: bytes) -> Value:
         return int.from_bytes(raw[: self.length], "big")
+
+    def to_int(self, value: Value) -> int:
+        return value  # type: ignore[return-value]
+
+    def from_int(self, number: int) -> Value:
+        return number
 
 
 @dataclass(frozen=True, repr=False)
@@ -94,8 +130,8 @@ class _Verdict(DataType):
     """Map data type of verdict maps; values are `Verdict`s, encoded by the element codec."""
 
 
-IPV4_ADDR: DataType = _Address("ipv4_addr", 7, 4, 4)
-IPV6_ADDR: DataType = _Address("ipv6_addr", 8, 16, 6)
+IPV4_ADDR: DataType = _IPv4("ipv4_addr", 7, 4)
+IPV6_ADDR: DataType = _IPv6("ipv6_addr", 8, 16)
 INET_PROTO: DataType = _Integer("inet_proto", 12, 1)
 INET_SERVICE: DataType = _Integer("inet_service", 13, 2)
 IFNAME: DataType = _Ifname("ifname", 41, IFNAMSIZ)

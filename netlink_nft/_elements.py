@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 from netlink_nft._datatypes import VERDICT, DataType, Value
 from netlink_nft._verdict import Verdict
@@ -91,34 +93,43 @@ def normalise(
 
 
 def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable[SetElement]) -> tuple[SetElement, ...]:
-    spans: list[tuple[int, int, Data]] = []
+    """Sort ranges and merge those that overlap or touch (and map to the same data); reuses the key objects."""
+    normalise, to_int = kind.normalise, kind.to_int
+    spans: list[tuple[int, int, Data, Value, Value, SetElement]] = []
     for element in elements:
-        if isinstance(element.key, tuple) or isinstance(element.end, tuple):
+        key, end = element.key, element.end
+        if isinstance(key, tuple) or isinstance(end, tuple):
             raise TypeError(f"element {element!r} has a concatenated key")
-        first = int.from_bytes(kind.to_bytes(kind.normalise(element.key)), "big")
-        last = first if element.end is None else int.from_bytes(kind.to_bytes(kind.normalise(element.end)), "big")
+        first_value = normalise(key)
+        last_value = first_value if end is None else normalise(end)
+        first, last = to_int(first_value), to_int(last_value)
         if last < first:
             raise ValueError(f"range {element!r} ends before it starts")
-        spans.append((first, last, _check_data(data_type, element)))
-    spans.sort(key=lambda span: span[:2])
-    merged: list[tuple[int, int, Data]] = []
-    for first, last, data in spans:
+        data = None if data_type is None and element.data is None else _check_data(data_type, element)
+        spans.append((first, last, data, first_value, last_value, element))
+    spans.sort(key=itemgetter(0, 1))
+    merged: list[list[Any]] = []  # [first, last, data, first value, last value, original element or None]
+    for first, last, data, first_value, last_value, element in spans:
         if merged:
-            prev_first, prev_last, prev_data = merged[-1]
-            if first <= prev_last and data != prev_data:
-                raise ValueError(f"overlapping ranges with different data at {kind.from_bytes(_b(kind, first))}")
-            if first <= prev_last + 1 and data == prev_data:
-                merged[-1] = (prev_first, max(last, prev_last), data)
+            previous = merged[-1]
+            if first <= previous[1] and data != previous[2]:
+                raise ValueError(f"overlapping ranges with different data at {first_value}")
+            if first <= previous[1] + 1 and data == previous[2]:
+                if last > previous[1]:
+                    previous[1], previous[4] = last, last_value
+                previous[5] = None
                 continue
-        merged.append((first, last, data))
-    return tuple(
-        SetElement(kind.from_bytes(_b(kind, first)), None if first == last else kind.from_bytes(_b(kind, last)), data)
-        for first, last, data in merged
-    )
+        merged.append([first, last, data, first_value, last_value, element])
+    return tuple(_range_element(*m) for m in merged)
 
 
-def _b(kind: DataType, number: int) -> bytes:
-    return number.to_bytes(kind.length, "big")
+def _range_element(
+    first: int, last: int, data: Data, first_value: Value, last_value: Value, original: SetElement | None
+) -> SetElement:
+    end = None if first == last else last_value
+    if original is not None and original.key is first_value and original.end is end and original.data is data:
+        return original  # already canonical: keep the object (sets of 100,000 ranges are rebuilt often)
+    return SetElement(first_value, end, data)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ fields by `meta nfproto`. `rule()` emits each guard once, before the first match
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,7 +63,12 @@ class Guard:
     value: int
 
     def exprs(self) -> tuple[Expr, ...]:
-        return Meta(self.key), Cmp(CmpOp.EQ, bytes((self.value,)))
+        return _guard_exprs(self.key, self.value)
+
+
+@functools.cache
+def _guard_exprs(key: MetaKey, value: int) -> tuple[Expr, ...]:
+    return Meta(key), Cmp(CmpOp.EQ, bytes((value,)))
 
 
 NFPROTO_IPV4 = Guard(MetaKey.NFPROTO, Family.IP)
@@ -82,7 +89,7 @@ class Field:
     guards: tuple[Guard, ...] = ()
 
     def load(self, reg: int = NFT_REG_1) -> Expr:
-        return dataclasses.replace(self.loader, dreg=reg)
+        return self.loader if reg == self.loader.dreg else dataclasses.replace(self.loader, dreg=reg)
 
 
 def _payload(name: str, dtype: DataType, base: PayloadBase, offset: int, *guards: Guard) -> Field:
@@ -152,11 +159,11 @@ def eq(field: Field, value: object, *, negate: bool = False) -> Match:
     """`field == value` (`!=` with `negate`). Addresses may be prefixes; interface names may end in `*`."""
     op = CmpOp.NEQ if negate else CmpOp.EQ
     if field.dtype in (IPV4_ADDR, IPV6_ADDR) and isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
-        net = ipaddress.ip_network(value, strict=False)
-        if net.prefixlen != net.max_prefixlen:
-            return _prefix(field, net, op)
-        value = net.network_address
-    if field.dtype is IFNAME and isinstance(value, str) and value.endswith("*"):
+        packed, prefixlen = _parse_prefix(value)
+        if prefixlen != 8 * len(packed):
+            return _prefix(field, packed, prefixlen, op)
+        data = packed
+    elif field.dtype is IFNAME and isinstance(value, str) and value.endswith("*"):
         data = value[:-1].encode()
     else:
         data = field.dtype.to_bytes(field.dtype.normalise(value))
@@ -164,18 +171,33 @@ def eq(field: Field, value: object, *, negate: bool = False) -> Match:
     return Match((field.load(), Cmp(op, data)), field.guards, provides)
 
 
-def _prefix(field: Field, net: ipaddress.IPv4Network | ipaddress.IPv6Network, op: CmpOp) -> Match:
+def _parse_prefix(value: str | ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[bytes, int]:
+    """(network address bytes with host bits cleared, prefix length) of "addr[/len]" or a network object."""
+    if not isinstance(value, str):
+        return value.network_address.packed, value.prefixlen
+    address, _, length = value.partition("/")
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+    except OSError:
+        raise ValueError(f"{value!r} is not an address or prefix") from None
+    bits = 8 * len(packed)
+    prefixlen = int(length) if length else bits
+    if not 0 <= prefixlen <= bits:
+        raise ValueError(f"{value!r}: bad prefix length")
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)
+    return (int.from_bytes(packed, "big") & mask).to_bytes(len(packed), "big"), prefixlen
+
+
+def _prefix(field: Field, network: bytes, prefixlen: int, op: CmpOp) -> Match:
     """nft's prefix match: a shorter load for byte-aligned prefixes, else a full load and a bitwise mask."""
     assert isinstance(field.loader, Payload)
-    if net.prefixlen % 8 == 0 and net.prefixlen > 0:
-        length = net.prefixlen // 8
+    if prefixlen % 8 == 0 and prefixlen > 0:
+        length = prefixlen // 8
         load = dataclasses.replace(field.loader, length=length)
-        return Match((load, Cmp(op, net.network_address.packed[:length])), field.guards)
-    mask = net.netmask.packed
-    return Match(
-        (field.load(), Bitwise(mask, bytes(len(mask))), Cmp(op, net.network_address.packed)),
-        field.guards,
-    )
+        return Match((load, Cmp(op, network[:length])), field.guards)
+    bits = 8 * len(network)
+    mask = (((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)).to_bytes(len(network), "big")
+    return Match((field.load(), Bitwise(mask, bytes(len(mask))), Cmp(op, network)), field.guards)
 
 
 def between(field: Field, low: Value, high: Value, *, negate: bool = False) -> Match:
@@ -257,7 +279,7 @@ def oifname(name: str) -> Match:
 
 
 def _addr_field(fields: dict[int, Field], value: str) -> Field:
-    return fields[ipaddress.ip_network(value, strict=False).version]
+    return fields[6 if ":" in value else 4]
 
 
 def saddr(value: str, *, negate: bool = False) -> Match:

@@ -64,12 +64,7 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
             continue
         if old is not None:
             batch.delete_set(old)
-        elif current is None:
-            batch.add_set(set_.with_elements(()))
-            batch.flush_set(set_)
-            batch.add_elements(set_, set_.elements)
-            continue
-        batch.add_set(set_)
+        batch.add_set(set_, flush=current is None)
     # 4. the new rules, base chains included, in the same transaction
     for rule in desired.rules:
         batch.add_rule(rule)

@@ -148,9 +148,29 @@ def _data(spec: SetSpec, data: Data) -> bytes:
     return _tlv.nest(NFTA_SET_ELEM_DATA, _tlv.attr(NFTA_DATA_VALUE, spec.data.to_bytes(data)))
 
 
-def encode_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[bytes]:
+def _rbtree_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[bytes]:
+    """Fast path for single-field interval sets without data (ipBlock sets can hold 100,000 ranges)."""
+    kind = spec.key[0]
+    length = kind.length
+    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(length))[:8]
+    pad = bytes(-length & 3)
+    end_hdr = _INTERVAL_END + key_hdr
+    top = (1 << (8 * length)) - 1
+    to_int = kind.to_int
+    for element in elements:
+        first = to_int(element.key)  # type: ignore[arg-type]
+        last = first if element.end is None else to_int(element.end)  # type: ignore[arg-type]
+        yield key_hdr + first.to_bytes(length, "big") + pad
+        if last != top:
+            yield end_hdr + (last + 1).to_bytes(length, "big") + pad
+
+
+def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
     """The attributes of each wire element, in order (the caller wraps each in a numbered nest)."""
     single_interval = spec.interval and len(spec.key) == 1
+    if single_interval and spec.data is None:
+        yield from _rbtree_elements(spec, elements)
+        return
     top = (1 << (8 * spec.key_len)) - 1
     for element in elements:
         key = _key_bytes(spec.key, element.key)
@@ -168,20 +188,22 @@ def encode_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[b
             yield _value(NFTA_SET_ELEM_KEY, key) + data
 
 
-def encode_element_lists(spec: SetSpec, set_id: int | None, elements: Iterable[SetElement]) -> Iterator[bytes]:
+def encode_element_lists(spec: SetSpec, set_id: int | None, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
     """NEWSETELEM/DELSETELEM bodies, each with an element nest under the netlink attribute size limit."""
     head = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, spec.table) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, spec.name)
     if set_id is not None:
         head += _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+    pack, limit = _NEST_HDR.pack, SET_ELEM_NEST_LIMIT - 4  # room for the list's own nest header
     chunk: list[bytes] = []
-    size = 0
+    size = number = 0
     for item in encode_elements(spec, elements):
-        if 4 + size + 4 + len(item) > SET_ELEM_NEST_LIMIT and chunk:  # nest header + elements
+        length = 4 + len(item)  # elements are 4-byte aligned
+        if size + length > limit and chunk:
             yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
-            chunk, size = [], 0
-        # numbered 1, 2, ... like libnftnl (the kernel ignores the number); elements are 4-byte aligned
-        chunk.append(_NEST_HDR.pack(4 + len(item), (len(chunk) + 1) | NLA_F_NESTED) + item)
-        size += 4 + len(item)
+            chunk, size, number = [], 0, 0
+        number += 1  # numbered 1, 2, ... in each message, like libnftnl (the kernel ignores the number)
+        chunk += (pack(length, number | NLA_F_NESTED), item)
+        size += length
     if chunk:
         yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
 

@@ -6,6 +6,7 @@ Every expression is a frozen dataclass with a class-level kernel `name`, `encode
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
@@ -17,6 +18,8 @@ class Expr:
     """Base class of expressions."""
 
     name: ClassVar[str]
+    # Equal values encode to equal bytes, so encodings can be cached (not so when a field is left out of `==`).
+    memoisable: ClassVar[bool] = True
 
     def encode(self) -> bytes:
         raise NotImplementedError
@@ -48,7 +51,14 @@ class Unknown(Expr):
 
 def encode_expr(expr: Expr) -> bytes:
     """One `NFTA_LIST_ELEM` of a rule's expression list."""
+    return _encode_memoised(expr) if expr.memoisable else _encode(expr)
+
+
+def _encode(expr: Expr) -> bytes:
     return _tlv.nest(NFTA_LIST_ELEM, _tlv.strz(NFTA_EXPR_NAME, expr.name), _tlv.nest(NFTA_EXPR_DATA, expr.encode()))
+
+
+_encode_memoised = functools.lru_cache(maxsize=8192)(_encode)  # rulesets repeat guards, loads and verdicts
 
 
 def decode_expr(payload: bytes) -> Expr:

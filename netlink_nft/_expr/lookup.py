@@ -22,6 +22,7 @@ class Lookup(Expr):
     """
 
     name = "lookup"
+    memoisable = False  # set_id takes no part in ==
     set: str | AnonymousSet
     sreg: int = NFT_REG_1
     dreg: int | None = None
