@@ -6,24 +6,37 @@ Public API::
     compile(snapshot, pod, options) -> PodRuleset       the complete desired ruleset of one pod
     render(ruleset) -> str                              ``nft -f`` text
     delta(old, new) -> Delta                            minimal change between two rulesets
-    load_custom_rules(...) -> CustomRules               operator rule files (a documented nft subset)
+    build_custom_rules(v4_ingress=CustomRuleFile(...), ...) -> CustomRules   operator rule files (nft subset)
     validate_policy(policy) -> EffectivePolicy          validation messages and the normalised policy
     evaluate(ruleset, packet)                           a packet's verdict (tests, debugging)
 """
 
 from trinet.policy.compile import CompileOptions, CustomRules, compile
+from trinet.policy.custom_rules import CustomRuleError, CustomRuleFile, build_custom_rules
+from trinet.policy.delta import Delta, ElementDelta, FullSwap, NoChange, SetElementChange, delta
 from trinet.policy.interpreter import Packet, evaluate
+from trinet.policy.render import render
 from trinet.policy.ruleset import PodRuleset
 from trinet.policy.snapshot import Snapshot
 from trinet.policy.validation import validate_policy
 
 __all__ = [
     "CompileOptions",
+    "CustomRuleError",
+    "CustomRuleFile",
     "CustomRules",
+    "Delta",
+    "ElementDelta",
+    "FullSwap",
+    "NoChange",
     "Packet",
     "PodRuleset",
+    "SetElementChange",
     "Snapshot",
+    "build_custom_rules",
     "compile",
+    "delta",
     "evaluate",
+    "render",
     "validate_policy",
 ]

@@ -18,12 +18,13 @@ Peer addresses are taken on the network of the interface only (§2.4.21, our cho
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 
 import msgspec
 
-from trinet.policy.ipblock import Interval, contains, merge
+from trinet.policy.ipblock import Interval, merge
 from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer
 from trinet.policy.model import Rule as PolicyRule
 from trinet.policy.ruleset import (
@@ -132,20 +133,24 @@ def _named_egress_elements(
     key = ("named", policy.key, index, network, protocol, names)
     found = snapshot.memo.get(key)
     if found is None:
-        v4: set[tuple[int, int]] = set()
-        v6: set[tuple[int, int]] = set()
-        if rule.peers is None:
-            allowed4 = allowed6 = None
-        else:
-            allowed4, allowed6, _ = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network)
-        for info in snapshot.pods_on(network):
-            ports = [num for (name, proto, num) in info.container_ports if proto == protocol and name in names]
-            if not ports:
-                continue
-            a4, a6 = info.addresses(network)
-            v4.update((a, p) for a in a4 if allowed4 is None or contains(allowed4, a) for p in ports)
-            v6.update((a, p) for a in a6 if allowed6 is None or contains(allowed6, a) for p in ports)
-        found = snapshot.memo[key] = (tuple(sorted(v4)), tuple(sorted(v6)))
+        allowed: tuple[tuple[Interval, ...] | None, ...] = (None, None)
+        if rule.peers is not None:
+            allowed = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network)[:2]
+        families = []
+        for family in (0, 1):
+            pairs: set[tuple[int, int]] = set()
+            for name in names:
+                served = snapshot.named_ports(network, protocol, name)[family]
+                intervals = allowed[family]
+                if intervals is None:
+                    pairs.update(served)
+                    continue
+                for lo, hi in intervals:
+                    start = bisect.bisect_left(served, (lo, -1))
+                    end = bisect.bisect_right(served, (hi, 1 << 16))
+                    pairs.update(served[start:end])
+            families.append(tuple(sorted(pairs)))
+        found = snapshot.memo[key] = (families[0], families[1])
     return found  # type: ignore[return-value]
 
 

@@ -6,11 +6,10 @@ non-adjacent, so equal address sets always have equal representations (determini
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 from collections.abc import Iterable
 
-__all__ = ["Interval", "block_intervals", "contains", "host_interval", "merge", "network_interval", "to_prefixes"]
+__all__ = ["Interval", "block_intervals", "merge", "network_interval", "to_prefixes"]
 
 Interval = tuple[int, int]
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -18,11 +17,6 @@ _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def network_interval(net: _Net) -> Interval:
     return int(net.network_address), int(net.broadcast_address)
-
-
-def host_interval(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Interval:
-    value = int(ip)
-    return value, value
 
 
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
@@ -65,12 +59,3 @@ def to_prefixes(interval: Interval, bits: int) -> list[tuple[int, int]]:
         out.append((lo, bits - size))
         lo += 1 << size
     return out
-
-
-def contains(intervals: tuple[Interval, ...], value: int) -> bool:
-    """Membership in a canonical interval tuple (binary search)."""
-    index = bisect.bisect_right(intervals, (value, _INF)) - 1
-    return index >= 0 and intervals[index][1] >= value
-
-
-_INF = 1 << 129

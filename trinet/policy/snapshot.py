@@ -6,7 +6,6 @@ address sets) is memoised on first use. Build a new snapshot when the inputs cha
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -24,6 +23,8 @@ from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachment
 from trinet.policy.validation import validate_policy
 
 __all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]
+
+_Pair = tuple[int, int]  # (address, port)
 
 
 def pod_key(pod: Pod) -> str:
@@ -80,8 +81,8 @@ def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
             name = entry.name.strip()
             candidates = [s for s in selections if s.name == name and s.interface in (None, entry.interface)]
             network = candidates[0].ref if candidates else f"{meta.namespace}/{name}"
-        v4 = tuple(int(a) for a in map(ipaddress.ip_address, entry.ips) if a.version == 4)
-        v6 = tuple(int(a) for a in map(ipaddress.ip_address, entry.ips) if a.version == 6)
+        v4 = tuple(value for version, value in entry.addresses if version == 4)
+        v6 = tuple(value for version, value in entry.addresses if version == 6)
         attachments.append(Attachment(entry.interface, network, nad_types.get(network), v4, v6))
     ports = tuple(
         sorted(
@@ -132,7 +133,7 @@ class Snapshot:
             self._policies_by_ns[effective.namespace].append(effective)
         self._info: dict[str, PodInfo] = {}
         self._peer_pods: dict[tuple[str, SelectorPeer], tuple[PodInfo, ...]] = {}
-        self._network_pods: dict[str, tuple[PodInfo, ...]] | None = None
+        self._named: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] | None = None
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
 
     def info(self, pod: Pod) -> PodInfo:
@@ -164,14 +165,24 @@ class Snapshot:
             found = self._peer_pods[key] = tuple(out)
         return found
 
-    def pods_on(self, network: str) -> tuple[PodInfo, ...]:
-        """Live (not finished, not hostNetwork) pods with an interface on ``network``: owners of egress named ports."""
-        if self._network_pods is None:
-            index: dict[str, list[PodInfo]] = defaultdict(list)
+    def named_ports(
+        self, network: str, protocol: str, name: str
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Sorted (address, port) pairs, v4 and v6, of live (not finished, not hostNetwork) pods on ``network`` that
+        declare container port ``name`` over ``protocol``: the owners of egress named ports (§2.5.35)."""
+        if self._named is None:
+            index: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] = {}
             for pod in self.pods.values():
                 info = self.info(pod)
-                if info.is_subject:
-                    for network_name in sorted({a.network for a in info.attachments}):
-                        index[network_name].append(info)
-            self._network_pods = {k: tuple(v) for k, v in index.items()}
-        return self._network_pods.get(network, ())
+                if not info.is_subject:
+                    continue
+                for att in info.attachments:
+                    for port_name, proto, number in info.container_ports:
+                        v4, v6 = index.setdefault((att.network, proto, port_name), ([], []))
+                        v4.extend((a, number) for a in att.v4)
+                        v6.extend((a, number) for a in att.v6)
+            for v4, v6 in index.values():
+                v4.sort()
+                v6.sort()
+            self._named = index
+        return self._named.get((network, protocol, name), ([], []))

@@ -1,0 +1,125 @@
+"""(a) A pod-sized ruleset, installed fresh: netlink_nft (open a socket in the pod netns, build the model, encode,
+apply) against `ip netns exec NS nft -f` of the same ruleset. Target: at most a quarter of nft's time.
+
+Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_netlink_pod
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from benchmarks.bench_netlink_lib import NftFile, Row, nft, paired_medians, print_table
+from netlink_nft import (
+    ACCEPT,
+    DROP,
+    ICMPV6_TYPE_FIELD,
+    IFNAME,
+    IIFNAME,
+    INET_SERVICE,
+    IP_DADDR,
+    IP_SADDR,
+    IPV4_ADDR,
+    OIFNAME,
+    TCP_DPORT,
+    VERDICT,
+    Chain,
+    CtState,
+    Family,
+    Hook,
+    NftSocket,
+    Policy,
+    Ruleset,
+    Set,
+    SetElement,
+    Table,
+    ct_state,
+    in_set,
+    jump,
+    replace_contents,
+    rule,
+    vmap,
+)
+from tests.support.netns import netns_path, throwaway_netns
+
+REPS = 31
+TABLE = "multi_networkpolicy"
+
+
+def pod_ruleset(name: str = TABLE) -> Ruleset:
+    """What the daemon installs for a pod with one policed secondary interface, ingress and egress."""
+    t = Table(Family.INET, name)
+    sets = (
+        Set(
+            t,
+            "ingress_net1_peers",
+            (IPV4_ADDR,),
+            interval=True,
+            elements=(
+                SetElement.network("10.10.0.0/16"),
+                SetElement.network("192.168.7.0/24"),
+                SetElement("10.20.0.5"),
+            ),
+        ),
+        Set(t, "ingress_net1_ports", (INET_SERVICE,), elements=(SetElement(80), SetElement(443))),
+        Set(
+            t,
+            "egress_net1_peers",
+            (IPV4_ADDR, INET_SERVICE),
+            interval=True,
+            elements=(SetElement(("10.30.0.0", 5432), ("10.30.255.255", 5432)), SetElement(("10.40.0.7", 80))),
+        ),
+        Set(t, "ingress_dispatch", (IFNAME,), data=VERDICT, elements=(SetElement("net1", data=jump("ingress_net1")),)),
+        Set(t, "egress_dispatch", (IFNAME,), data=VERDICT, elements=(SetElement("net1", data=jump("egress_net1")),)),
+    )
+    chains = (
+        Chain(t, "input", Hook.INPUT, 0, Policy.ACCEPT),
+        Chain(t, "output", Hook.OUTPUT, 0, Policy.ACCEPT),
+        Chain(t, "ingress_net1"),
+        Chain(t, "egress_net1"),
+    )
+    established = ct_state(CtState.ESTABLISHED, CtState.RELATED)
+    rules = (
+        rule(t, "input", established, ACCEPT),
+        rule(t, "input", in_set(ICMPV6_TYPE_FIELD, (133, 134, 135, 136)), ACCEPT),
+        rule(t, "input", vmap(IIFNAME, "ingress_dispatch")),
+        rule(t, "output", established, ACCEPT),
+        rule(t, "output", vmap(OIFNAME, "egress_dispatch")),
+        rule(
+            t, "ingress_net1", in_set(IP_SADDR, "ingress_net1_peers"), in_set(TCP_DPORT, "ingress_net1_ports"), ACCEPT
+        ),
+        rule(t, "ingress_net1", DROP),
+        rule(t, "egress_net1", in_set((IP_DADDR, TCP_DPORT), "egress_net1_peers"), ACCEPT),
+        rule(t, "egress_net1", DROP),
+    )
+    return Ruleset(t, chains, sets, rules)
+
+
+def install(netns: str, name: str = TABLE) -> None:
+    """Everything the daemon does for a new pod: socket into its netns, model, batch, one transaction."""
+    with NftSocket.open(netns_path(netns)) as sock:
+        sock.apply(replace_contents(pod_ruleset(name)))
+
+
+def main() -> None:
+    with throwaway_netns("bench-pod") as ours_ns, throwaway_netns("bench-pod") as nft_ns:
+        install(ours_ns)
+        listing = nft(ours_ns, "list", "ruleset")
+        nft_file = NftFile(listing)
+        nft_file.load(nft_ns)
+        assert nft(nft_ns, "list", "ruleset") == listing, "nft -f must build the identical ruleset"
+    messages = len(replace_contents(pod_ruleset()))
+    with contextlib.ExitStack() as stack:  # fresh namespaces for every run, created before any timing
+        spaces = [
+            (stack.enter_context(throwaway_netns("bp")), stack.enter_context(throwaway_netns("bp")))
+            for _ in range(REPS)
+        ]
+        ours, theirs = paired_medians(lambda i: install(spaces[i][0]), lambda i: nft_file.load(spaces[i][1]), REPS)
+    print_table(
+        "(a) pod-sized ruleset, fresh install into a new namespace",
+        [Row(f"pod ruleset ({messages} messages): open+build+encode+apply", ours, theirs)],
+        f"medians of {REPS}; target ratio <= 0.25",
+    )
+
+
+if __name__ == "__main__":
+    main()
