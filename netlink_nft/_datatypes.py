@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,8 +44,41 @@ class DataType:
     def from_int(self, number: int) -> Value:
         return self.from_bytes(number.to_bytes(self.length, "big"))
 
+    def with_int(self, value: object) -> tuple[Value, int]:
+        """The canonical value and its number, in one call (the hot path of interval merging)."""
+        canonical = self.normalise(value)
+        return canonical, self.to_int(canonical)
+
     def __repr__(self) -> str:
         return self.name.upper()
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _fast_constructor(cls: type[Address]) -> Callable[[int], Address]:
+    """Build addresses from in-range numbers without `ipaddress`'s argument dispatch (3x faster, and sets of
+    100,000 ranges need 200,000 of them). Fills the same slots as the constructor; used only if the result is
+    indistinguishable from the constructor's, checked once here."""
+
+    def fast(number: int) -> Address:
+        address = object.__new__(cls)
+        address._ip = number  # type: ignore[union-attr]
+        if cls is ipaddress.IPv6Address:
+            address._scope_id = None  # type: ignore[union-attr]
+        return address
+
+    probe = 0x0A000102
+    try:
+        same = (
+            fast(probe) == cls(probe) and hash(fast(probe)) == hash(cls(probe)) and str(fast(probe)) == str(cls(probe))
+        )
+    except Exception:
+        same = False
+    return fast if same else cls
+
+
+_MAKE = {cls: _fast_constructor(cls) for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address)}
 
 
 @dataclass(frozen=True, repr=False)
@@ -74,7 +108,17 @@ class _Address(DataType):
         return int(value)
 
     def from_int(self, number: int) -> Value:
-        return self._class(number)
+        if not 0 <= number < 1 << (8 * self.length):
+            raise ValueError(f"{number} is not an {self.name}")
+        return _MAKE[self._class](number)
+
+    def with_int(self, value: object) -> tuple[Value, int]:
+        if type(value) is self._class:
+            return value, int(value)  # type: ignore[arg-type]
+        if type(value) is int:
+            return self.from_int(value), value
+        canonical = self.normalise(value)
+        return canonical, int(canonical)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, repr=False)

@@ -188,13 +188,17 @@ def _parse_prefix(value: str | ipaddress.IPv4Network | ipaddress.IPv6Network) ->
     return (int.from_bytes(packed, "big") & mask).to_bytes(len(packed), "big"), prefixlen
 
 
+@functools.cache
+def _shortened(load: Payload, length: int) -> Payload:
+    return dataclasses.replace(load, length=length)
+
+
 def _prefix(field: Field, network: bytes, prefixlen: int, op: CmpOp) -> Match:
     """nft's prefix match: a shorter load for byte-aligned prefixes, else a full load and a bitwise mask."""
     assert isinstance(field.loader, Payload)
     if prefixlen % 8 == 0 and prefixlen > 0:
         length = prefixlen // 8
-        load = dataclasses.replace(field.loader, length=length)
-        return Match((load, Cmp(op, network[:length])), field.guards)
+        return Match((_shortened(field.loader, length), Cmp(op, network[:length])), field.guards)
     bits = 8 * len(network)
     mask = (((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)).to_bytes(len(network), "big")
     return Match((field.load(), Bitwise(mask, bytes(len(mask))), Cmp(op, network)), field.guards)

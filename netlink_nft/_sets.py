@@ -8,6 +8,7 @@ Keys of concatenations are laid out field by field, each padded with zeros to 4 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -148,29 +149,9 @@ def _data(spec: SetSpec, data: Data) -> bytes:
     return _tlv.nest(NFTA_SET_ELEM_DATA, _tlv.attr(NFTA_DATA_VALUE, spec.data.to_bytes(data)))
 
 
-def _rbtree_elements(spec: SetSpec, elements: Iterable[SetElement]) -> Iterator[bytes]:
-    """Fast path for single-field interval sets without data (ipBlock sets can hold 100,000 ranges)."""
-    kind = spec.key[0]
-    length = kind.length
-    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(length))[:8]
-    pad = bytes(-length & 3)
-    end_hdr = _INTERVAL_END + key_hdr
-    top = (1 << (8 * length)) - 1
-    to_int = kind.to_int
-    for element in elements:
-        first = to_int(element.key)  # type: ignore[arg-type]
-        last = first if element.end is None else to_int(element.end)  # type: ignore[arg-type]
-        yield key_hdr + first.to_bytes(length, "big") + pad
-        if last != top:
-            yield end_hdr + (last + 1).to_bytes(length, "big") + pad
-
-
 def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
     """The attributes of each wire element, in order (the caller wraps each in a numbered nest)."""
     single_interval = spec.interval and len(spec.key) == 1
-    if single_interval and spec.data is None:
-        yield from _rbtree_elements(spec, elements)
-        return
     top = (1 << (8 * spec.key_len)) - 1
     for element in elements:
         key = _key_bytes(spec.key, element.key)
@@ -188,23 +169,70 @@ def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator
             yield _value(NFTA_SET_ELEM_KEY, key) + data
 
 
-def encode_element_lists(spec: SetSpec, set_id: int | None, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
-    """NEWSETELEM/DELSETELEM bodies, each with an element nest under the netlink attribute size limit."""
-    head = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, spec.table) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, spec.name)
-    if set_id is not None:
-        head += _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
-    pack, limit = _NEST_HDR.pack, SET_ELEM_NEST_LIMIT - 4  # room for the list's own nest header
+_LIMIT = SET_ELEM_NEST_LIMIT - 4  # room for the element list's own nest header
+
+
+def _chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[list[bytes]]:
+    """The contents of successive element-list nests: numbered element nests, each list under the size limit."""
+    pack = _NEST_HDR.pack
     chunk: list[bytes] = []
     size = number = 0
     for item in encode_elements(spec, elements):
         length = 4 + len(item)  # elements are 4-byte aligned
-        if size + length > limit and chunk:
-            yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
+        if size + length > _LIMIT and chunk:
+            yield chunk
             chunk, size, number = [], 0, 0
         number += 1  # numbered 1, 2, ... in each message, like libnftnl (the kernel ignores the number)
         chunk += (pack(length, number | NLA_F_NESTED), item)
         size += length
     if chunk:
+        yield chunk
+
+
+@functools.cache
+def _numbered_prefixes(prefix: bytes, length: int, count: int) -> list[bytes]:
+    """Element nest headers numbered 0..count (index = number) followed by `prefix`, for elements of `length` bytes."""
+    return [_NEST_HDR.pack(length, number | NLA_F_NESTED) + prefix for number in range(count + 1)]
+
+
+def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[list[bytes]]:
+    """Same bytes as `_chunks` for single-field interval sets without data, with pre-built headers: ipBlock sets
+    hold up to 100,000 ranges, and this is the hot loop of encoding them."""
+    kind = spec.key[0]
+    width, pad = kind.length, bytes(-kind.length & 3)
+    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
+    start_len, end_len = 4 + len(key_hdr) + width + len(pad), 4 + len(_INTERVAL_END) + len(key_hdr) + width + len(pad)
+    most = _LIMIT // start_len + 1  # the most elements one list can hold
+    starts = _numbered_prefixes(key_hdr, start_len, most)
+    ends = _numbered_prefixes(_INTERVAL_END + key_hdr, end_len, most)
+    top = (1 << (8 * width)) - 1
+    to_int = kind.to_int
+    chunk: list[bytes] = []
+    size = number = 0
+    for element in elements:
+        first = to_int(element.key)  # type: ignore[arg-type]
+        last = first if element.end is None else to_int(element.end)  # type: ignore[arg-type]
+        if size + start_len + end_len > _LIMIT and chunk:
+            yield chunk
+            chunk, size, number = [], 0, 0
+        number += 1
+        chunk += (starts[number], first.to_bytes(width, "big"), pad)
+        size += start_len
+        if last != top:
+            number += 1
+            chunk += (ends[number], (last + 1).to_bytes(width, "big"), pad)
+            size += end_len
+    if chunk:
+        yield chunk
+
+
+def encode_element_lists(spec: SetSpec, set_id: int | None, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
+    """NEWSETELEM/DELSETELEM bodies, each with an element nest under the netlink attribute size limit."""
+    head = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, spec.table) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, spec.name)
+    if set_id is not None:
+        head += _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+    fast = spec.interval and len(spec.key) == 1 and spec.data is None
+    for chunk in (_rbtree_chunks if fast else _chunks)(spec, elements):
         yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
 
 

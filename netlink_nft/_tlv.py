@@ -5,6 +5,7 @@ Attribute headers are host order (`nla_len`, `nla_type`); nf_tables integer payl
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 
@@ -30,7 +31,9 @@ def nest(kind: int, *children: bytes) -> bytes:
     return attr(kind | NLA_F_NESTED, b"".join(children))
 
 
+@functools.lru_cache(maxsize=4096)
 def strz(kind: int, text: str) -> bytes:
+    """A NUL-terminated string attribute (memoised: table, chain and set names repeat in every message)."""
     return attr(kind, text.encode() + b"\0")
 
 

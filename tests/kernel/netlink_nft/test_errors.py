@@ -109,17 +109,23 @@ def test_oversized_batch_is_refused_before_sending(netns: str) -> None:
         assert dump_table(nft, T) is None
 
 
+def _threads_outside(netns_inode: int) -> list[str]:
+    """Names of this process's threads whose network namespace is not `netns_inode`."""
+    return [
+        t.name for t in threading.enumerate() if os.stat(f"/proc/self/task/{t.native_id}/ns/net").st_ino != netns_inode
+    ]
+
+
 def test_socket_lives_in_the_target_namespace_and_no_thread_stays_there(netns: str) -> None:
     own_ns = os.stat("/proc/thread-self/ns/net").st_ino
-    threads = threading.active_count()
     table = Table(Family.INET, f"only_in_{netns.replace('-', '_')}")
     with NftSocket.open(netns_path(netns)) as inside:
+        assert _threads_outside(own_ns) == []
         batch = Batch()
         batch.add_table(table)
         inside.apply(batch)
         assert dump_table(inside, table) == Ruleset(table)
-    assert os.stat("/proc/thread-self/ns/net").st_ino == own_ns
-    assert threading.active_count() == threads
+    assert _threads_outside(own_ns) == []
     with NftSocket.open() as here:
         assert dump_table(here, table) is None
 

@@ -13,6 +13,7 @@ from netlink_nft import (
     IFNAME,
     INET_SERVICE,
     IPV4_ADDR,
+    IPV6_ADDR,
     VERDICT,
     Batch,
     Bitwise,
@@ -119,6 +120,14 @@ def test_a_range_reaching_the_top_of_the_address_space_has_no_end_element() -> N
 def test_elements_of_concatenations_and_maps_decode_back(s: Set) -> None:
     bodies = list(_sets.encode_element_lists(_spec(s), 1, s.elements))
     assert s.with_elements(_elements_of(_spec(s), bodies)) == s
+
+
+@given(interval_elements(6, max_size=200))
+def test_fast_rbtree_encoding_equals_the_generic_one(elements: list[SetElement]) -> None:
+    s = Set(T, "s", (IPV6_ADDR,), interval=True, elements=tuple(elements))
+    fast = [b"".join(chunk) for chunk in _sets._rbtree_chunks(_spec(s), s.elements)]
+    generic = [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
+    assert fast == generic
 
 
 def test_concatenated_keys_pad_each_field_to_four_bytes() -> None:
