@@ -65,9 +65,9 @@ class Row:
 
 def print_table(title: str, rows: list[Row], reps_note: str) -> None:
     print(f"\n{title} ({reps_note})")
-    print(f"| {'benchmark':<58} | {'netlink_nft ms':>14} | {'nft -f ms':>9} | {'ratio':>6} |")
-    print(f"|{'-' * 60}|{'-' * 16}|{'-' * 11}|{'-' * 8}|")
+    print(f"| {'benchmark':<72} | {'netlink_nft ms':>14} | {'nft -f ms':>9} | {'ratio':>6} |")
+    print(f"|{'-' * 74}|{'-' * 16}|{'-' * 11}|{'-' * 8}|")
     for row in rows:
         nft_ms = f"{row.nft_ms:9.2f}" if row.nft_ms is not None else f"{'':>9}"
         ratio = f"{row.ours_ms / row.nft_ms:6.2f}" if row.nft_ms else f"{'':>6}"
-        print(f"| {row.name:<58} | {row.ours_ms:14.2f} | {nft_ms} | {ratio} |" + (f" {row.note}" if row.note else ""))
+        print(f"| {row.name:<72} | {row.ours_ms:14.2f} | {nft_ms} | {ratio} |" + (f" {row.note}" if row.note else ""))

@@ -7,7 +7,6 @@ gives the same bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -211,7 +210,8 @@ class Batch:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
         bound = rule
         if any(isinstance(expr, Lookup) for expr in rule.exprs):
-            bound = dataclasses.replace(rule, exprs=tuple(self._bind(rule, expr) for expr in rule.exprs))
+            exprs = tuple(self._bind(rule, expr) for expr in rule.exprs)
+            bound = Rule(rule.table, rule.chain, exprs, rule.comment, rule.handle)
         self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(bound))
 
     def delete_rule(self, rule: Rule) -> None:
@@ -225,7 +225,7 @@ class Batch:
         if not isinstance(expr, Lookup):
             return expr
         if isinstance(expr.set, str):
-            return dataclasses.replace(expr, set_id=self._set_ids.get((rule.table, expr.set)))
+            return Lookup(expr.set, expr.sreg, expr.dreg, expr.invert, self._set_ids.get((rule.table, expr.set)))
         anonymous: AnonymousSet = expr.set
         set_id = self._new_set_id()
         spec = _sets.SetSpec(
@@ -234,7 +234,7 @@ class Batch:
         body = _sets.encode_set(spec, set_id, len(anonymous.elements))
         self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, rule, spec, set_id, anonymous.elements)
-        return dataclasses.replace(expr, set=_sets.ANONYMOUS_NAME, set_id=set_id)
+        return Lookup(_sets.ANONYMOUS_NAME, expr.sreg, expr.dreg, expr.invert, set_id)
 
     # --- encoding ------------------------------------------------------------------------------------------------
 

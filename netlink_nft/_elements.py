@@ -15,7 +15,7 @@ from operator import itemgetter
 
 import msgspec
 
-from netlink_nft._datatypes import VERDICT, DataType, Value
+from netlink_nft._datatypes import IPV4_ADDR, IPV6_ADDR, VERDICT, DataType, Value
 from netlink_nft._verdict import Verdict
 
 Key = Value | tuple[Value, ...]
@@ -36,11 +36,19 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def network(cls, cidr: str | ipaddress.IPv4Network | ipaddress.IPv6Network) -> SetElement:
-        """The range of addresses of a prefix (host bits are ignored)."""
-        net = ipaddress.ip_network(cidr, strict=False)
-        if net.num_addresses == 1:
-            return cls(net.network_address)
-        return cls(net.network_address, net.broadcast_address)
+        """The range of addresses of a prefix ("10.0.0.0/8", "2001:db8::/32"; host bits are ignored)."""
+        if not isinstance(cidr, str):
+            cidr = str(cidr)
+        address, _, length = cidr.partition("/")
+        kind = IPV6_ADDR if ":" in address else IPV4_ADDR
+        number = kind.with_int(address)[1]
+        bits = 8 * kind.length
+        prefixlen = int(length) if length else bits
+        if not 0 <= prefixlen <= bits:
+            raise ValueError(f"{cidr!r}: bad prefix length")
+        host = (1 << (bits - prefixlen)) - 1
+        first, last = number & ~host, number | host
+        return cls(kind.from_int(first), None if first == last else kind.from_int(last))
 
     @classmethod
     def interval(cls, first: Key, last: Key) -> SetElement:
