@@ -210,14 +210,16 @@ def _policy_rules(
         for addr in addr_matches:
             for ports in port_matches:
                 out.append(Rule(addr + ports, Accept(), comment))
-        # Egress named ports: (destination address . port) per destination pod.
+        # Egress named ports: (destination address . port) per destination pod. The concatenation is an interval
+        # set (pipapo) although it holds single values: netlink_nft encodes every concatenation with
+        # NFTA_SET_DESC_CONCAT, which the kernel only accepts together with the interval flag.
         for protocol in sorted(named, key=PROTOCOL_NUMBERS.__getitem__):
             names = tuple(sorted(set(named[protocol])))
             pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, names)
             for (family, key_type), elems in zip(((4, "ipv4_addr"), (6, "ipv6_addr")), pairs, strict=True):
                 if (family, key_type) not in families:
                     continue
-                name = builder.add_set((key_type, "inet_service"), False, (((a, a), (p, p)) for a, p in elems))
+                name = builder.add_set((key_type, "inet_service"), True, (((a, a), (p, p)) for a, p in elems))
                 matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))  # type: ignore[arg-type]
                 out.append(Rule(matches, Accept(), comment))
     return out

@@ -31,6 +31,8 @@ import msgspec
 from trinet.policy.compile import CustomRules
 from trinet.policy.ipblock import Interval, merge, network_interval
 from trinet.policy.ruleset import (
+    ICMP_TYPES,
+    ICMPV6_TYPES,
     Accept,
     Addr,
     CtState,
@@ -48,19 +50,6 @@ __all__ = ["CustomRuleError", "CustomRuleFile", "build_custom_rules", "parse_cus
 
 _TOKEN = re.compile(r'"[^"]*"|[{},]|!=|==|[^\s{},"]+')
 _L4 = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58}
-_ICMP = {
-    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5, "echo-request": 8,
-    "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
-    "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15, "info-reply": 16,
-    "address-mask-request": 17, "address-mask-reply": 18,
-}  # fmt: skip
-_ICMPV6 = {
-    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
-    "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131,
-    "mld-listener-done": 132, "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134,
-    "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137, "router-renumbering": 138,
-    "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142, "mld2-listener-report": 143,
-}  # fmt: skip
 _CT_STATES = ("new", "established", "related", "invalid", "untracked")
 
 
@@ -186,7 +175,7 @@ def _match(line: _Line, keyword: str) -> list[Match]:
             raise _Bad(f"only '{keyword} type' is supported, found '{keyword} {token}'")
         if line.negation():
             raise _Bad(f"'{keyword} type !=' is not supported")
-        names = _ICMP if family == 4 else _ICMPV6
+        names = ICMP_TYPES if family == 4 else ICMPV6_TYPES
         types = sorted({_number(v, names, f"{keyword} type", 255) for v in line.values("a type")})
         return [IcmpType(family, tuple(types))]  # type: ignore[arg-type]
     if keyword in ("iifname", "oifname"):

@@ -10,6 +10,8 @@ import ipaddress
 
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.ruleset import (
+    ICMP_TYPES,
+    ICMPV6_TYPES,
     Accept,
     Addr,
     AddrPort,
@@ -33,6 +35,8 @@ __all__ = ["render", "render_rule"]
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite"}
 _BITS = {"ipv4_addr": 32, "ipv6_addr": 128}
+_ICMP_NAMES = {number: name for name, number in reversed(ICMP_TYPES.items())}
+_ICMPV6_NAMES = {number: name for name, number in reversed(ICMPV6_TYPES.items())}
 
 
 def _addr(value: int, key: str) -> str:
@@ -82,7 +86,9 @@ def _match(match: Match) -> str:
         proto = "ip" if match.family == 4 else "ip6"
         return f"{proto} {match.addr_field} . th {match.port_field} @{match.set_name}"
     if isinstance(match, IcmpType):
-        return f"{'icmp' if match.family == 4 else 'icmpv6'} type {_anonymous([str(t) for t in match.types])}"
+        table = _ICMP_NAMES if match.family == 4 else _ICMPV6_NAMES
+        types = [table.get(t, str(t)) for t in match.types]
+        return f"{'icmp' if match.family == 4 else 'icmpv6'} type {_anonymous(types)}"
     raise TypeError(f"unknown match {match!r}")
 
 

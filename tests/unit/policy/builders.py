@@ -103,11 +103,28 @@ class World:
             self.pods.values(), self.namespaces, self.policies, self.nads, self.options.network_plugins
         )
 
+    def __repr__(self) -> str:
+        """The whole cluster as JSON, so that a falsifying example can be read and replayed."""
+        objects = {
+            "pods": self.pods,
+            "policies": self.policies,
+            "namespaces": self.namespaces,
+            "nads": self.nads,
+        }
+        return msgspec.json.format(msgspec.json.encode(objects).decode(), indent=1)
+
     def ruleset(self, ref: str) -> PodRuleset:
         found = self._compiled.get(ref)
         if found is None:
             found = self._compiled[ref] = compile(self.snapshot, self.pods[ref], self.options)
         return found
+
+    def has_address(self, ref: str, network: str, family: int) -> bool:
+        """Can a flow of ``family`` on ``network`` start or end at ``ref`` (an address, or a pod attached there)?"""
+        endpoint = self.endpoint(ref)
+        if isinstance(endpoint, str):
+            return ipaddress.ip_address(endpoint).version == family
+        return _address(endpoint, network, family) is not None
 
     def endpoint(self, ref: str) -> Pod | str:
         return self.pods.get(ref) or ref
@@ -117,6 +134,7 @@ class World:
     ) -> bool:
         s, d = self.endpoint(src), self.endpoint(dst)
         saddr, dst_ip = _address(s, network, family), _address(d, network, family)
+        assert saddr is not None and dst_ip is not None, f"{src} -> {dst}: no v{family} address on {network}"
         number = PROTO[protocol] if not (protocol == "ICMP" and family == 6) else 58
         fam: Literal[4, 6] = 4 if family == 4 else 6
         verdicts = []
@@ -171,7 +189,7 @@ def _ifname(p: Pod, network: str) -> str | None:
     return None
 
 
-def _address(endpoint: Pod | str, network: str, family: int) -> int:
+def _address(endpoint: Pod | str, network: str, family: int) -> int | None:
     if isinstance(endpoint, str):
         return int(ipaddress.ip_address(endpoint))
     for e in _status(endpoint):
@@ -180,4 +198,4 @@ def _address(endpoint: Pod | str, network: str, family: int) -> int:
                 a = ipaddress.ip_interface(ip).ip
                 if a.version == family:
                     return int(a)
-    return int(ipaddress.ip_address("203.0.113.254" if family == 4 else "2001:db8:ffff::fe"))
+    return None

@@ -30,11 +30,15 @@ def one(text: str, family: int = 4) -> Rule:
         ),
         ("ip6 daddr != fe80::/10 accept", 6, "meta nfproto ipv6 ip6 daddr != fe80::/10 accept"),
         ("meta l4proto { udp, tcp } accept", 4, "meta nfproto ipv4 meta l4proto { tcp, udp } accept"),
-        ("icmp type { redirect, 3 } accept", 4, "meta nfproto ipv4 icmp type { 3, 5 } accept"),
+        (
+            "icmp type { redirect, 3 } accept",
+            4,
+            "meta nfproto ipv4 icmp type { destination-unreachable, redirect } accept",
+        ),
         (
             "icmpv6 type { nd-neighbor-solicit, packet-too-big } accept",
             6,
-            "meta nfproto ipv6 icmpv6 type { 2, 135 } accept",
+            "meta nfproto ipv6 icmpv6 type { packet-too-big, nd-neighbor-solicit } accept",
         ),
         (
             'iifname { "net2", "net1" } ct state established,new accept',

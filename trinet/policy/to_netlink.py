@@ -1,0 +1,150 @@
+"""Map a ``PodRuleset`` one-to-one onto the ``netlink_nft`` model, ready for ``replace_contents`` (one transaction).
+
+Every model value has exactly one netlink counterpart (see ``ruleset.py``); the guards nft would add (``meta
+nfproto`` before ``ip saddr``, ``meta l4proto`` before ``icmp type``) are inserted by ``netlink_nft.rule``. Ports
+use the transport-header field (``th dport``) because our rules always match ``meta l4proto`` first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import netlink_nft as nl
+from netlink_nft import Field, PayloadBase
+from trinet.policy.ipblock import Interval, to_prefixes
+from trinet.policy.ruleset import (
+    Accept,
+    Addr,
+    AddrPort,
+    CtState,
+    Drop,
+    IcmpType,
+    IfName,
+    Jump,
+    L4Proto,
+    Match,
+    NfProto,
+    PodRuleset,
+    Port,
+    Rule,
+    Set,
+    Verdict,
+    Vmap,
+)
+
+__all__ = ["to_netlink"]
+
+TH_SPORT = Field("th sport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
+TH_DPORT = Field("th dport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
+_KEY_TYPES = {"ipv4_addr": nl.IPV4_ADDR, "ipv6_addr": nl.IPV6_ADDR, "inet_service": nl.INET_SERVICE}
+_CT = {
+    "new": nl.CtState.NEW,
+    "established": nl.CtState.ESTABLISHED,
+    "related": nl.CtState.RELATED,
+    "invalid": nl.CtState.INVALID,
+    "untracked": nl.CtState.UNTRACKED,
+}
+_BITS = {4: 32, 6: 128}
+
+
+def _address_match(field: Field, family: int, elements: tuple[Interval, ...], negate: bool) -> nl.Match:
+    if len(elements) == 1:
+        lo, hi = elements[0]
+        prefixes = to_prefixes((lo, hi), _BITS[family])
+        if len(prefixes) == 1:
+            network = ipaddress.ip_network((prefixes[0][0], prefixes[0][1]))
+            return nl.eq(field, str(network), negate=negate)
+        return nl.between(field, lo, hi, negate=negate)
+    return nl.in_set(field, [nl.SetElement.interval(lo, hi) for lo, hi in elements], negate=negate)
+
+
+def _values_match(field: Field, elements: tuple[Interval, ...], negate: bool) -> nl.Match:
+    if len(elements) == 1:
+        lo, hi = elements[0]
+        return nl.eq(field, lo, negate=negate) if lo == hi else nl.between(field, lo, hi, negate=negate)
+    return nl.in_set(field, [nl.SetElement.interval(lo, hi) for lo, hi in elements], negate=negate)
+
+
+def _match(match: Match) -> nl.Match:
+    if isinstance(match, NfProto):  # satisfies the nfproto guard of later address matches, as in nft
+        family = nl.Family.IP if match.family == 4 else nl.Family.IP6
+        return nl.Match(nl.nfproto(match.family).exprs, provides=nl.Guard(nl.MetaKey.NFPROTO, family))
+    if isinstance(match, L4Proto):
+        if len(match.protocols) == 1:
+            return nl.eq(nl.META_L4PROTO, match.protocols[0], negate=match.negate)
+        return nl.in_set(nl.META_L4PROTO, match.protocols, negate=match.negate)
+    if isinstance(match, IfName):
+        field = nl.IIFNAME if match.field == "iifname" else nl.OIFNAME
+        if len(match.names) == 1:
+            return nl.eq(field, match.names[0], negate=match.negate)
+        return nl.in_set(field, match.names, negate=match.negate)
+    if isinstance(match, CtState):
+        return nl.ct_state(*(_CT[s] for s in match.states))
+    if isinstance(match, Addr):
+        field = (nl.SADDR if match.field == "saddr" else nl.DADDR)[match.family]
+        if match.set_name is not None:
+            return nl.in_set(field, match.set_name, negate=match.negate)
+        return _address_match(field, match.family, match.elements, match.negate)
+    if isinstance(match, Port):
+        field = TH_SPORT if match.field == "sport" else TH_DPORT
+        if match.set_name is not None:
+            return nl.in_set(field, match.set_name, negate=match.negate)
+        return _values_match(field, match.elements, match.negate)
+    if isinstance(match, AddrPort):
+        addr = (nl.SADDR if match.addr_field == "saddr" else nl.DADDR)[match.family]
+        port = TH_SPORT if match.port_field == "sport" else TH_DPORT
+        return nl.in_set((addr, port), match.set_name)
+    if isinstance(match, IcmpType):
+        field = nl.ICMP_TYPE_FIELD if match.family == 4 else nl.ICMPV6_TYPE_FIELD
+        if len(match.types) == 1:
+            return nl.eq(field, match.types[0])
+        return nl.in_set(field, match.types)
+    raise TypeError(f"unknown match {match!r}")
+
+
+def _verdict(verdict: Verdict) -> nl.Verdict | nl.Match:
+    if isinstance(verdict, Accept):
+        return nl.ACCEPT
+    if isinstance(verdict, Drop):
+        return nl.DROP
+    if isinstance(verdict, Jump):
+        return nl.jump(verdict.chain)
+    if isinstance(verdict, Vmap):
+        return nl.vmap(nl.IIFNAME if verdict.field == "iifname" else nl.OIFNAME, verdict.map_name)
+    raise TypeError(f"unknown verdict {verdict!r}")
+
+
+def _set(table: nl.Table, s: Set) -> nl.Set:
+    key = tuple(_KEY_TYPES[k] for k in s.key)
+    if len(key) == 1:
+        elements = [nl.SetElement.interval(lo, hi) for ((lo, hi),) in s.elements]
+    else:  # concatenations hold single values (address . port)
+        elements = [nl.SetElement(tuple(lo for lo, _ in e)) for e in s.elements]
+    return nl.Set(table, s.name, key, interval=s.interval, elements=tuple(elements))
+
+
+def _rule(table: nl.Table, chain: str, r: Rule) -> nl.Rule:
+    return nl.rule(table, chain, *(_match(m) for m in r.matches), _verdict(r.verdict), comment=r.comment)
+
+
+def to_netlink(ruleset: PodRuleset) -> nl.Ruleset:
+    """The netlink_nft ``Ruleset`` of a compiled pod."""
+    src = ruleset.table
+    table = nl.Table(nl.Family.INET, src.name)
+    hooks = {"input": nl.Hook.INPUT, "output": nl.Hook.OUTPUT}
+    chains = tuple(
+        nl.Chain(table, c.name, hooks[c.hook] if c.hook else None, c.priority, nl.Policy.ACCEPT) for c in src.chains
+    )
+    sets = [_set(table, s) for s in src.sets]
+    sets += [
+        nl.Set(
+            table,
+            m.name,
+            (nl.IFNAME,),
+            data=nl.VERDICT,
+            elements=tuple(nl.SetElement(ifname, data=nl.jump(chain)) for ifname, chain in m.entries),
+        )
+        for m in src.maps
+    ]
+    rules = tuple(_rule(table, c.name, r) for c in src.chains for r in c.rules)
+    return nl.Ruleset(table, chains, tuple(sets), rules)
