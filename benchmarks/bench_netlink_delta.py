@@ -78,11 +78,20 @@ def measure(size: int, interval: bool) -> list[Row]:
                 files[REPS % 2].load(nft_ns)
         assert nft(ours_ns, "list", "ruleset") == nft(nft_ns, "list", "ruleset")
         encode = median_ms(lambda: delta_batch(desired, 0).encode(), REPS)
+        declarative = median_ms(lambda: declarative_delta(desired).encode(), 7)
     kind = "interval set" if interval else "hash set"
     return [
         Row(f"one-element delta, {kind} of {size:,}: build+encode+apply", ours, theirs),
         Row(f"  of which build+encode the delta batch ({size:,})", encode, None),
+        Row(f"  declarative instead: new Set + replace_contents diff ({size:,})", declarative, None),
     ]
+
+
+def declarative_delta(current: Ruleset) -> Batch:
+    """The same change found by `replace_contents`: rebuild the set with one element swapped, diff, encode."""
+    blocked = current.sets[0]
+    changed = blocked.with_elements((*blocked.elements[:-1], SWAP[1]))
+    return replace_contents(Ruleset(TABLE, current.chains, (changed,), current.rules), current)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ one-address change independent of the set size.
 from __future__ import annotations
 
 from netlink_nft._batch import Batch
+from netlink_nft._elements import SetElement
 from netlink_nft._model import Chain, Ruleset, Set
 
 
@@ -20,6 +21,19 @@ def _same_chain_definition(a: Chain, b: Chain) -> bool:
 
 def _same_set_definition(a: Set, b: Set) -> bool:
     return (a.key, a.interval, a.constant, a.data) == (b.key, b.interval, b.constant, b.data)
+
+
+def _element_delta(
+    old: tuple[SetElement, ...], new: tuple[SetElement, ...]
+) -> tuple[list[SetElement], list[SetElement]]:
+    """(removed, added). Elements shared by identity are matched first: a desired set derived from the previous
+    one (`with_elements`) keeps its unchanged element objects, so a small change to a huge set is found without
+    comparing every element by value."""
+    old_by_id, new_by_id = dict(zip(map(id, old), old, strict=True)), dict(zip(map(id, new), new, strict=True))
+    old_rest = [old_by_id[i] for i in old_by_id.keys() - new_by_id.keys()]  # order does not matter: the batch
+    new_rest = [new_by_id[i] for i in new_by_id.keys() - old_by_id.keys()]  # sorts elements when it encodes them
+    old_values, new_values = set(old_rest), set(new_rest)
+    return [e for e in old_rest if e not in new_values], [e for e in new_rest if e not in old_values]
 
 
 def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
@@ -54,9 +68,7 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
     for set_ in desired.sets:
         old = old_sets.get(set_.name)
         if old is not None and _same_set_definition(old, set_):
-            old_elements, new_elements = set(old.elements), set(set_.elements)
-            removed = [e for e in old.elements if e not in new_elements]
-            added = [e for e in set_.elements if e not in old_elements]
+            removed, added = _element_delta(old.elements, set_.elements)
             if removed:
                 batch.delete_elements(set_, removed)
             if added:
