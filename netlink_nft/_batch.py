@@ -8,6 +8,7 @@ gives the same bytes.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ from netlink_nft._model import Chain, Rule, Set, Table
 Subject = Table | Chain | Set | Rule
 
 _NLMSG = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
-_RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), "little")
+_RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)
 _CREATE = NLM_F_REQUEST | NLM_F_CREATE
 
 MESSAGE_NAMES = {

@@ -131,6 +131,3 @@ class Ruleset:
         object.__setattr__(self, "chains", tuple(sorted(self.chains, key=lambda c: c.name)))
         object.__setattr__(self, "sets", tuple(sorted(self.sets, key=lambda s: s.name)))
         object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.chain)))
-
-    def chain_rules(self, chain: str) -> tuple[Rule, ...]:
-        return tuple(rule for rule in self.rules if rule.chain == chain)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as errno_codes
 import socket
 import struct
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -228,4 +229,4 @@ def _error_offset(flags: int, payload: bytes) -> int | None:
     echoed_len = _NLMSGHDR.unpack_from(payload, 4)[0]
     tlv_start = 4 + (16 if flags & NLM_F_CAPPED else echoed_len)
     offs = _tlv.parse_attrs(payload, tlv_start).get(NLMSGERR_ATTR_OFFS)
-    return None if offs is None else int.from_bytes(offs[:4], "little")
+    return None if offs is None else int.from_bytes(offs[:4], sys.byteorder)

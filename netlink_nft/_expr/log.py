@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from netlink_nft import _tlv
@@ -46,19 +47,16 @@ class Log(Expr):
 
     @classmethod
     def decode(cls, attrs: dict[int, bytes]) -> Log:
-        def opt(kind: int, width: int) -> int | None:
+        def number(kind: int, get: Callable[[bytes], int]) -> int | None:
             raw = attrs.get(kind)
-            if raw is None:
-                return None
-            value = _tlv.get_be16(raw) if width == 2 else _tlv.get_be32(raw)
-            return value or None if kind in (_SNAPLEN, _QTHRESHOLD, _FLAGS) else value
+            return None if raw is None else get(raw)
 
         prefix = attrs.get(_PREFIX)
         return cls(
-            _tlv.get_str(prefix) if prefix else None,
-            opt(_GROUP, 2),
-            opt(_SNAPLEN, 4),
-            opt(_QTHRESHOLD, 2),
-            opt(_LEVEL, 4),
-            opt(_FLAGS, 4),
+            prefix=_tlv.get_str(prefix) if prefix else None,
+            group=number(_GROUP, _tlv.get_be16),
+            snaplen=number(_SNAPLEN, _tlv.get_be32) or None,  # 0 is how the kernel reports "not set"
+            qthreshold=number(_QTHRESHOLD, _tlv.get_be16) or None,
+            level=number(_LEVEL, _tlv.get_be32),
+            flags=number(_FLAGS, _tlv.get_be32) or None,
         )
