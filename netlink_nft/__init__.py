@@ -1,8 +1,28 @@
 """netlink_nft: a sans-IO nftables netlink encoder with atomic batched transactions into any network namespace.
 
-Values in, bytes out: build a `Ruleset` (or individual `Table`/`Chain`/`Set`/`Rule` values) with the matchers,
-turn it into a `Batch` (`replace_contents` is the gap-free update transaction), and apply it with an `NftSocket`
-opened inside a namespace (`TrioNftSocket` from trio code). `dump_table` reads a table back into the same model.
+Values in, bytes out, one transaction per update::
+
+    t = Table(Family.INET, "multi_networkpolicy")
+    peers = Set(t, "peers", (IPV4_ADDR,), interval=True, elements=(SetElement.network("10.0.0.0/8"),))
+    desired = Ruleset(
+        t,
+        chains=(Chain(t, "input", Hook.INPUT, 0, Policy.DROP),),
+        sets=(peers,),
+        rules=(rule(t, "input", in_set(IP_SADDR, "peers"), dport("tcp", 80), ACCEPT),),
+    )
+    with NftSocket.open("/proc/1234/ns/net") as nft:      # or TrioNftSocket from trio code
+        nft.apply(replace_contents(desired, dump_table(nft, t)))
+        assert dump_table(nft, t) == desired
+
+- Model (frozen, hashable values): `Table`, `Chain`, `Set` (+ `SetElement`, `AnonymousSet`), `Rule`, `Ruleset`.
+- Expressions, one module each with encode/decode: `Payload`, `Meta`, `Ct`, `Cmp`, `Bitwise`, `Range`, `Lookup`,
+  `Immediate`, `Counter`, `Log` (`Unknown` for anything else read back).
+- Matchers that build what `nft` builds (guards included): `rule`, `eq`, `between`, `in_set`, `vmap`, `saddr`,
+  `daddr`, `dport`, `sport`, `ct_state`, `iifname`, `oifname`, `l4proto`, `icmp_type`, ... over `Field`s.
+- `Batch`: add/delete/destroy/flush per object, element add/delete, tagged messages, deterministic `encode()`.
+- `replace_contents`: the gap-free update transaction (base chains kept, contents swapped in one batch).
+- `NftSocket` (`apply`, `genid`, `request`), `dump_table`, `TrioNftSocket`; errors: `TransactionError` (every
+  failing message with its object, errno and attribute offset), `BatchTooLarge`, `OutcomeUnknown`.
 """
 
 from netlink_nft._batch import Batch, EncodedBatch, Message
