@@ -7,6 +7,7 @@ use the transport-header field (``th dport``) because our rules always match ``m
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import netlink_nft as nl
@@ -65,6 +66,7 @@ def _values_match(field: Field, elements: tuple[Interval, ...], negate: bool) ->
     return nl.in_set(field, [nl.SetElement.interval(lo, hi) for lo, hi in elements], negate=negate)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _match(match: Match) -> nl.Match:
     if isinstance(match, NfProto):  # satisfies the nfproto guard of later address matches, as in nft
         family = nl.Family.IP if match.family == 4 else nl.Family.IP6
@@ -114,6 +116,7 @@ def _verdict(verdict: Verdict) -> nl.Verdict | nl.Match:
     raise TypeError(f"unknown verdict {verdict!r}")
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _set(table: nl.Table, s: Set) -> nl.Set:
     key = tuple(_KEY_TYPES[k] for k in s.key)
     if len(key) == 1:
@@ -123,7 +126,9 @@ def _set(table: nl.Table, s: Set) -> nl.Set:
     return nl.Set(table, s.name, key, interval=s.interval, elements=tuple(elements))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _rule(table: nl.Table, chain: str, r: Rule) -> nl.Rule:
+    """Memoised: the same policy on the same interface name gives the same rules in many pods."""
     return nl.rule(table, chain, *(_match(m) for m in r.matches), _verdict(r.verdict), comment=r.comment)
 
 
