@@ -7,10 +7,12 @@ after loading it with nft the listing must be identical, so both sides really do
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,10 +48,10 @@ class NftFile:
     """A ruleset file for `nft -f`, and the command that loads it into a namespace."""
 
     def __init__(self, text: str) -> None:
-        self._file = tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False)  # noqa: SIM115
-        self._file.write(text)
-        self._file.close()
-        self.path = self._file.name
+        with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as file:
+            file.write(text)
+        self.path = file.name
+        weakref.finalize(self, os.unlink, self.path)
 
     def load(self, netns: str) -> None:
         subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", self.path], check=True)
@@ -65,9 +67,9 @@ class Row:
 
 def print_table(title: str, rows: list[Row], reps_note: str) -> None:
     print(f"\n{title} ({reps_note})")
-    print(f"| {'benchmark':<72} | {'netlink_nft ms':>14} | {'nft -f ms':>9} | {'ratio':>6} |")
-    print(f"|{'-' * 74}|{'-' * 16}|{'-' * 11}|{'-' * 8}|")
+    print(f"| {'benchmark':<76} | {'netlink_nft ms':>14} | {'nft -f ms':>9} | {'ratio':>6} |")
+    print(f"|{'-' * 78}|{'-' * 16}|{'-' * 11}|{'-' * 8}|")
     for row in rows:
         nft_ms = f"{row.nft_ms:9.2f}" if row.nft_ms is not None else f"{'':>9}"
         ratio = f"{row.ours_ms / row.nft_ms:6.2f}" if row.nft_ms else f"{'':>6}"
-        print(f"| {row.name:<72} | {row.ours_ms:14.2f} | {nft_ms} | {ratio} |" + (f" {row.note}" if row.note else ""))
+        print(f"| {row.name:<76} | {row.ours_ms:14.2f} | {nft_ms} | {ratio} |" + (f" {row.note}" if row.note else ""))
