@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable
+from typing import Literal, cast
 
 import msgspec
 
@@ -30,11 +31,15 @@ from trinet.policy.model import Rule as PolicyRule
 from trinet.policy.ruleset import (
     Accept,
     Addr,
+    AddrField,
     AddrPort,
     Chain,
     CtState,
     Drop,
+    Family,
     IcmpType,
+    IfField,
+    KeyType,
     L4Proto,
     Match,
     PodRuleset,
@@ -53,6 +58,11 @@ __all__ = ["NDP_TYPES", "CompileOptions", "CustomRules", "compile", "empty_rules
 NDP_TYPES = (133, 134, 135, 136, 137)  # router solicit/advert, neighbour solicit/advert, redirect (§2.8.45)
 _ICMP, _ICMPV6 = 1, 58
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_FAMILIES: tuple[tuple[Family, KeyType], ...] = ((4, "ipv4_addr"), (6, "ipv6_addr"))
+_HOOKS: tuple[tuple[Direction, Literal["input", "output"], IfField], ...] = (
+    (Direction.INGRESS, "input", "iifname"),
+    (Direction.EGRESS, "output", "oifname"),
+)
 
 
 class CustomRules(msgspec.Struct, frozen=True):
@@ -88,10 +98,10 @@ class _ChainBuilder:
         self.sets = sets
         self.count = 0
 
-    def add_set(self, key: tuple[str, ...], interval: bool, elements: Iterable[tuple[Interval, ...]]) -> str:
+    def add_set(self, key: tuple[KeyType, ...], interval: bool, elements: Iterable[tuple[Interval, ...]]) -> str:
         name = f"{self.chain}-{self.count}"
         self.count += 1
-        self.sets.append(Set(name, key, interval, tuple(elements)))  # type: ignore[arg-type]
+        self.sets.append(Set(name, key, interval, tuple(elements)))
         return name
 
 
@@ -116,7 +126,7 @@ def _peer_addresses(
                 v4.extend((a, a) for a in a4)
                 v6.extend((a, a) for a in a6)
         found = snapshot.memo[key] = (merge(v4), merge(v6), has_selector)
-    return found  # type: ignore[return-value]
+    return cast(tuple[tuple[Interval, ...], tuple[Interval, ...], bool], found)
 
 
 def _named_egress_elements(
@@ -151,76 +161,79 @@ def _named_egress_elements(
                     pairs.update(served[start:end])
             families.append(tuple(sorted(pairs)))
         found = snapshot.memo[key] = (families[0], families[1])
-    return found  # type: ignore[return-value]
+    return cast(tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]], found)
 
 
-def _policy_rules(
+def _port_part(
+    rule: PolicyRule, direction: Direction, subject: PodInfo
+) -> tuple[list[tuple[Match, ...]], dict[str, tuple[str, ...]]]:
+    """(alternative port matches, egress named ports by protocol) of one rule (§2.5).
+
+    Ingress named ports resolve on the subject, the destination, so they become plain numbers here; egress names
+    resolve per destination pod and are returned for ``_named_egress_elements``."""
+    if rule.ports is None:
+        return [()], {}
+    whole: set[int] = set()
+    ranges: dict[int, list[Interval]] = {}
+    named: dict[str, set[str]] = {}
+    for item in rule.ports:
+        number = PROTOCOL_NUMBERS[item.protocol]
+        if item.name is None:
+            if item.first is None or item.last is None:
+                whole.add(number)
+            else:
+                ranges.setdefault(number, []).append((item.first, item.last))
+        elif direction is Direction.INGRESS:
+            served = [(p, p) for n, proto, p in subject.container_ports if n == item.name and proto == item.protocol]
+            ranges.setdefault(number, []).extend(served)
+        else:
+            named.setdefault(item.protocol, set()).add(item.name)
+    matches: list[tuple[Match, ...]] = []
+    if whole:  # a protocol-only item means every port, whatever else the list says (peer-nftables §9.1.8)
+        matches.append((L4Proto(tuple(sorted(whole))),))
+    for number in sorted(set(ranges) - whole):
+        if ranges[number]:
+            matches.append((L4Proto((number,)), Port("dport", elements=merge(ranges[number]))))
+    return matches, {proto: tuple(sorted(names)) for proto, names in named.items()}
+
+
+def _rule_rules(
     snapshot: Snapshot,
     subject: PodInfo,
     policy: EffectivePolicy,
     direction: Direction,
+    index: int,
+    rule: PolicyRule,
     network: str,
     builder: _ChainBuilder,
 ) -> list[Rule]:
-    out: list[Rule] = []
-    field = "saddr" if direction is Direction.INGRESS else "daddr"
-    for index, rule in enumerate(policy.rules(direction)):
-        comment = f"{policy.key} {direction.value}[{index}]"[:127]
-        # Port part (§2.5): protocol-only items, numbered ranges, named ports.
-        port_matches: list[tuple[Match, ...]] = []
-        named: dict[str, list[str]] = {}
-        if rule.ports is None:
-            port_matches.append(())
-        else:
-            whole: set[int] = set()
-            ranges: dict[int, list[Interval]] = {}
-            for item in rule.ports:
-                number = PROTOCOL_NUMBERS[item.protocol]
-                if item.name is not None:
-                    if direction is Direction.INGRESS:  # the subject is the destination: resolve on it
-                        for name, proto, port in subject.container_ports:
-                            if name == item.name and proto == item.protocol:
-                                ranges.setdefault(number, []).append((port, port))
-                    else:
-                        named.setdefault(item.protocol, []).append(item.name)
-                elif item.first is None or item.last is None:
-                    whole.add(number)
-                else:
-                    ranges.setdefault(number, []).append((item.first, item.last))
-            if whole:
-                port_matches.append((L4Proto(tuple(sorted(whole))),))
-            for number in sorted(set(ranges) - whole):
-                port_matches.append((L4Proto((number,)), Port("dport", elements=merge(ranges[number]))))
-        # Peer part (§2.4): one interval set per family; selector peers always get both families so that pod
+    """The nft rules of one policy rule: (peer set x port alternative), plus egress named-port concatenations."""
+    comment = f"{policy.key} {direction.value}[{index}]"[:127]
+    port_matches, named = _port_part(rule, direction, subject)
+    field: AddrField = "saddr" if direction is Direction.INGRESS else "daddr"
+    families = _FAMILIES
+    addr_matches: list[tuple[Match, ...]] = [()]
+    if rule.peers is not None:
+        # Peer part (§2.4): one interval set per family. Selector peers always get both families, so that pod
         # churn changes only set elements.
-        addr_matches: list[tuple[Match, ...]] = []
-        families: tuple[tuple[int, str], ...] = ((4, "ipv4_addr"), (6, "ipv6_addr"))
-        if rule.peers is None:
-            addr_matches.append(())
-        else:
-            v4, v6, has_selector = _peer_addresses(snapshot, policy, direction, index, rule, network)
-            fams = []
-            for (family, key_type), intervals in zip(families, (v4, v6), strict=True):
-                if port_matches and (intervals or has_selector):
-                    name = builder.add_set((key_type,), True, ((iv,) for iv in intervals))
-                    addr_matches.append((Addr(family, field, set_name=name),))  # type: ignore[arg-type]
-                if intervals or has_selector:
-                    fams.append((family, key_type))
-            families = tuple(fams)
-        for addr in addr_matches:
-            for ports in port_matches:
-                out.append(Rule(addr + ports, Accept(), comment))
-        # Egress named ports: (destination address . port) per destination pod. The concatenation is an interval
-        # set (pipapo) although it holds single values: netlink_nft encodes every concatenation with
-        # NFTA_SET_DESC_CONCAT, which the kernel only accepts together with the interval flag.
-        for protocol in sorted(named, key=PROTOCOL_NUMBERS.__getitem__):
-            names = tuple(sorted(set(named[protocol])))
-            pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, names)
-            for (family, key_type), elems in zip(((4, "ipv4_addr"), (6, "ipv6_addr")), pairs, strict=True):
-                if (family, key_type) not in families:
-                    continue
-                name = builder.add_set((key_type, "inet_service"), True, (((a, a), (p, p)) for a, p in elems))
-                matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))  # type: ignore[arg-type]
+        v4, v6, has_selector = _peer_addresses(snapshot, policy, direction, index, rule, network)
+        present = [(fam, ivs) for fam, ivs in zip(_FAMILIES, (v4, v6), strict=True) if ivs or has_selector]
+        families = tuple(fam for fam, _ in present)
+        addr_matches = []
+        if port_matches:
+            for (family, key_type), intervals in present:
+                name = builder.add_set((key_type,), True, ((iv,) for iv in intervals))
+                addr_matches.append((Addr(family, field, set_name=name),))
+    out = [Rule(addr + ports, Accept(), comment) for addr in addr_matches for ports in port_matches]
+    # Egress named ports: (destination address . port) per destination pod. The concatenation is an interval set
+    # (pipapo) although it holds single values: netlink_nft encodes every concatenation with
+    # NFTA_SET_DESC_CONCAT, which the kernel only accepts together with the interval flag.
+    for protocol in sorted(named, key=PROTOCOL_NUMBERS.__getitem__):
+        pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, named[protocol])
+        for (family, key_type), elements in zip(_FAMILIES, pairs, strict=True):
+            if (family, key_type) in families:
+                name = builder.add_set((key_type, "inet_service"), True, (((a, a), (p, p)) for a, p in elements))
+                matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))
                 out.append(Rule(matches, Accept(), comment))
     return out
 
@@ -265,7 +278,8 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
             builder = _ChainBuilder(name, sets)
             rules = _preamble(options, direction)
             for policy in isolating:
-                rules.extend(_policy_rules(snapshot, subject, policy, direction, att.network, builder))
+                for index, rule in enumerate(policy.rules(direction)):
+                    rules.extend(_rule_rules(snapshot, subject, policy, direction, index, rule, att.network, builder))
             rules.append(Rule((), Drop()))
             chains.append(Chain(name, tuple(rules)))
             dispatch[direction].append((ifname, name))
@@ -273,9 +287,9 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
         return empty_ruleset(options)
     maps: list[VerdictMap] = []
     base: list[Chain] = []
-    for direction, hook, field in ((Direction.INGRESS, "input", "iifname"), (Direction.EGRESS, "output", "oifname")):
+    for direction, hook, field in _HOOKS:
         if dispatch[direction]:
             map_name = f"{direction.value}-dispatch"
             maps.append(VerdictMap(map_name, tuple(dispatch[direction])))
-            base.append(Chain(hook, (Rule((), Vmap(field, map_name)),), hook=hook))  # type: ignore[arg-type]
+            base.append(Chain(hook, (Rule((), Vmap(field, map_name)),), hook=hook))
     return PodRuleset(Table(options.table, tuple(sets), tuple(maps), tuple(base + chains)))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
 
 import msgspec
 
@@ -35,14 +34,18 @@ from trinet.policy.ruleset import (
     ICMPV6_TYPES,
     Accept,
     Addr,
+    AddrField,
     CtState,
     Drop,
+    Family,
     IcmpType,
+    IfField,
     IfName,
     L4Proto,
     Match,
     NfProto,
     Port,
+    PortField,
     Rule,
 )
 
@@ -50,6 +53,9 @@ __all__ = ["CustomRuleError", "CustomRuleFile", "build_custom_rules", "parse_cus
 
 _TOKEN = re.compile(r'"[^"]*"|[{},]|!=|==|[^\s{},"]+')
 _L4 = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58}
+_ADDR_FIELDS: dict[str, AddrField] = {"saddr": "saddr", "daddr": "daddr"}
+_PORT_FIELDS: dict[str, PortField] = {"sport": "sport", "dport": "dport"}
+_IF_FIELDS: dict[str, IfField] = {"iifname": "iifname", "oifname": "oifname"}
 _CT_STATES = ("new", "established", "related", "invalid", "untracked")
 
 
@@ -73,7 +79,7 @@ class _Bad(Exception):
 
 
 class _Line:
-    def __init__(self, text: str, family: Literal[4, 6]) -> None:
+    def __init__(self, text: str, family: Family) -> None:
         self.tokens = _TOKEN.findall(text)
         self.pos = 0
         self.family = family
@@ -144,22 +150,23 @@ def _number(text: str, names: dict[str, int], what: str, limit: int) -> int:
 def _match(line: _Line, keyword: str) -> list[Match]:
     fam = line.family
     if keyword in ("ip", "ip6"):
-        family = 4 if keyword == "ip" else 6
-        if family != fam:
+        if keyword != ("ip" if fam == 4 else "ip6"):
             raise _Bad(f"'{keyword}' in an IPv{fam} rule file")
-        field = line.take("saddr or daddr")
-        if field not in ("saddr", "daddr"):
-            raise _Bad(f"expected saddr or daddr after {keyword}, found {field!r}")
+        token = line.take("saddr or daddr")
+        addr_field = _ADDR_FIELDS.get(token)
+        if addr_field is None:
+            raise _Bad(f"expected saddr or daddr after {keyword}, found {token!r}")
         negate = line.negation()
-        elements = merge(_address_interval(v, family) for v in line.values("an address"))
-        return [Addr(family, field, elements=elements, negate=negate)]  # type: ignore[arg-type]
+        elements = merge(_address_interval(v, fam) for v in line.values("an address"))
+        return [Addr(fam, addr_field, elements=elements, negate=negate)]
     if keyword in ("tcp", "udp", "sctp"):
-        field = line.take("sport or dport")
-        if field not in ("sport", "dport"):
-            raise _Bad(f"expected sport or dport after {keyword}, found {field!r}")
+        token = line.take("sport or dport")
+        port_field = _PORT_FIELDS.get(token)
+        if port_field is None:
+            raise _Bad(f"expected sport or dport after {keyword}, found {token!r}")
         negate = line.negation()
         elements = merge(_port_interval(v) for v in line.values("a port"))
-        return [L4Proto((_L4[keyword],)), Port(field, elements=elements, negate=negate)]  # type: ignore[arg-type]
+        return [L4Proto((_L4[keyword],)), Port(port_field, elements=elements, negate=negate)]
     if keyword == "meta":
         key = line.take("l4proto")
         if key != "l4proto":
@@ -168,22 +175,21 @@ def _match(line: _Line, keyword: str) -> list[Match]:
         protocols = sorted({_number(v, _L4, "protocol", 255) for v in line.values("a protocol")})
         return [L4Proto(tuple(protocols), negate)]
     if keyword in ("icmp", "icmpv6"):
-        family = 4 if keyword == "icmp" else 6
-        if family != fam:
+        if keyword != ("icmp" if fam == 4 else "icmpv6"):
             raise _Bad(f"'{keyword}' in an IPv{fam} rule file")
         if (token := line.take("type")) != "type":
             raise _Bad(f"only '{keyword} type' is supported, found '{keyword} {token}'")
         if line.negation():
             raise _Bad(f"'{keyword} type !=' is not supported")
-        names = ICMP_TYPES if family == 4 else ICMPV6_TYPES
+        names = ICMP_TYPES if fam == 4 else ICMPV6_TYPES
         types = sorted({_number(v, names, f"{keyword} type", 255) for v in line.values("a type")})
-        return [IcmpType(family, tuple(types))]  # type: ignore[arg-type]
-    if keyword in ("iifname", "oifname"):
+        return [IcmpType(fam, tuple(types))]
+    if (if_field := _IF_FIELDS.get(keyword)) is not None:
         negate = line.negation()
         raw = line.values("a quoted interface name")
         if not all(len(v) >= 2 and v[0] == v[-1] == '"' for v in raw):
             raise _Bad(f"{keyword} needs quoted names, found {' '.join(raw)}")
-        return [IfName(keyword, tuple(sorted({v[1:-1] for v in raw})), negate)]  # type: ignore[arg-type]
+        return [IfName(if_field, tuple(sorted({v[1:-1] for v in raw})), negate)]
     if keyword == "ct":
         if (token := line.take("state")) != "state":
             raise _Bad(f"only 'ct state' is supported, found 'ct {token}'")
@@ -197,7 +203,7 @@ def _match(line: _Line, keyword: str) -> list[Match]:
     raise _Bad(f"unsupported expression {keyword!r}")
 
 
-def _parse_line(text: str, family: Literal[4, 6]) -> Rule:
+def _parse_line(text: str, family: Family) -> Rule:
     line = _Line(text, family)
     matches: list[Match] = [NfProto(family)]
     while (token := line.take("a match or a verdict")) not in ("accept", "drop"):
@@ -207,7 +213,7 @@ def _parse_line(text: str, family: Literal[4, 6]) -> Rule:
     return Rule(tuple(matches), Accept() if token == "accept" else Drop(), "custom rule")
 
 
-def parse_custom_rules(source: CustomRuleFile, family: Literal[4, 6]) -> tuple[tuple[Rule, ...], list[str]]:
+def parse_custom_rules(source: CustomRuleFile, family: Family) -> tuple[tuple[Rule, ...], list[str]]:
     """Rules of one file, and its problems as ``file:line: reason`` (any problem rejects the file)."""
     rules: list[Rule] = []
     problems: list[str] = []
@@ -232,13 +238,14 @@ def build_custom_rules(
     """All four files, or ``CustomRuleError`` listing every problem of every file."""
     problems: list[str] = []
     parsed: dict[str, tuple[Rule, ...]] = {}
-    for key, source, family in (
+    files: tuple[tuple[str, CustomRuleFile | None, Family], ...] = (
         ("v4_ingress", v4_ingress, 4),
         ("v6_ingress", v6_ingress, 6),
         ("v4_egress", v4_egress, 4),
         ("v6_egress", v6_egress, 6),
-    ):
-        rules, errs = parse_custom_rules(source, family) if source else ((), [])  # type: ignore[arg-type]
+    )
+    for key, source, family in files:
+        rules, errs = parse_custom_rules(source, family) if source else ((), [])
         parsed[key] = rules
         problems += errs
     if problems:

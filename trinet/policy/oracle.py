@@ -117,7 +117,7 @@ def _ip_block_parts(pe: MultiNetworkPolicyPeer) -> tuple[_Net, list[_Net]] | Non
     for e in excepts:
         if e.version != cidr.version or e.prefixlen <= cidr.prefixlen:
             return None
-        if not cidr.supernet_of(e):  # type: ignore[arg-type]
+        if not int(cidr.network_address) <= int(e.network_address) <= int(cidr.broadcast_address):
             return None
     return cidr, excepts
 

@@ -81,7 +81,7 @@ def _ip_block(block: IPBlock, path: str, out: _Findings) -> IPBlockPeer | None:
         except ValueError:
             out.errors.append(f"{path}.except[{i}]: {text!r} is not a valid CIDR")
             return None
-        if exc.version != cidr.version or not exc.subnet_of(cidr):  # type: ignore[arg-type]
+        if exc.version != cidr.version or exc.network_address not in cidr or exc.broadcast_address not in cidr:
             out.errors.append(f"{path}.except[{i}]: {text} is not inside cidr {block.cidr}")
             return None
         if exc.prefixlen == cidr.prefixlen:

@@ -231,6 +231,15 @@ def test_2_2_12_replies_are_allowed_by_conntrack_first() -> None:
     assert evaluate(w.ruleset("ns/s"), Packet(**{**_fields(reply), "ct_state": "new"})) == "drop"
 
 
+def test_2_2_13_loopback_and_unpoliced_interfaces_never_meet_a_rule() -> None:
+    """Self traffic goes over ``lo`` and the default network is ``eth0``: the dispatch maps know neither."""
+    rs = cluster(server({"policyTypes": ["Ingress", "Egress"]})).ruleset("ns/s")
+    for ifname in ("lo", "eth0"):
+        for hook in ("input", "output"):
+            p = Packet(hook=hook, ifname=ifname, family=4, saddr=1, daddr=1, protocol=6, sport=1, dport=80)  # type: ignore[arg-type]
+            assert evaluate(rs, p) == "accept"
+
+
 def _fields(p: Packet) -> dict[str, Any]:
     return {f: getattr(p, f) for f in p.__struct_fields__}
 
