@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 
 from netlink_nft import NftSocket, replace_contents
 from tests.support.netns import netns_path
-from tests.unit.policy.builders import World
+from tests.unit.policy.builders import World, pod
 from tests.unit.policy.test_golden import SCENARIOS, stacked_multinet
 from tests.unit.policy.test_property_oracle import worlds
+from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import CompileOptions, CustomRuleFile, PodRuleset, build_custom_rules, render
 from trinet.policy.to_netlink import to_netlink
 
@@ -89,4 +90,10 @@ def test_custom_rules_and_icmp_options_map_one_to_one(netns_pair: tuple[str, str
         v4_ingress=CustomRuleFile("v4", v4), v6_egress=CustomRuleFile("v6", v6), v6_ingress=CustomRuleFile("x", v6)
     )
     world = stacked_multinet(CompileOptions(custom=custom, accept_icmp=True, accept_icmpv6=True))
+    same_in_kernel(*netns_pair, world.ruleset("ns/s"))
+
+
+def test_unusual_interface_names_load_and_map_one_to_one(netns_pair: tuple[str, str]) -> None:
+    pods = [pod("ns/s", {"app": "s"}, [("ns/net1", "nét:1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, net1(2))]
+    world = cluster(server({"ingress": [FROM_A], "egress": [{}]}), pods=pods)
     same_in_kernel(*netns_pair, world.ruleset("ns/s"))

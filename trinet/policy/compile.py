@@ -86,8 +86,10 @@ def empty_ruleset(options: CompileOptions) -> PodRuleset:
 
 
 def _chain_name(direction: Direction, ifname: str) -> str:
-    suffix = ifname if _SAFE_NAME.match(ifname) else "x" + ifname.encode().hex()
-    return f"{direction.value}-{suffix}"
+    """``ingress-net1``; a name nft cannot take bare is hex-encoded after a ``/``, which no interface name holds."""
+    if _SAFE_NAME.match(ifname):
+        return f"{direction.value}-{ifname}"
+    return f"{direction.value}/x{ifname.encode().hex()}"
 
 
 class _ChainBuilder:

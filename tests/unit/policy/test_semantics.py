@@ -93,6 +93,13 @@ def test_2_1_3_only_interfaces_on_policy_for_networks_are_policed() -> None:
     assert chains == {"input", "output", "ingress-net1", "egress-net1"}
 
 
+def test_2_1_3_interface_names_nft_cannot_take_bare_get_collision_free_chain_names() -> None:
+    pods = [pod("ns/s", {"app": "s"}, [("ns/net1", "nét:1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, net1(2))]
+    w = cluster(server({"ingress": [FROM_A]}), pods=pods)
+    assert [c.name for c in w.ruleset("ns/s").table.chains] == ["input", "ingress/x6ec3a9743a31"]
+    assert w.allowed("ns/a", "ns/s") and not w.allowed("10.1.0.9", "ns/s")
+
+
 def test_2_1_4_host_network_pods_are_never_subjects() -> None:
     pods = [pod("ns/s", {"app": "s"}, net1(1), host_network=True), pod("ns/a", {"app": "a"}, net1(2))]
     w = cluster(server({}), pods=pods)
