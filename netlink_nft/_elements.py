@@ -88,8 +88,8 @@ def normalise(
     types: tuple[DataType, ...], interval: bool, data_type: DataType | None, elements: Iterable[SetElement]
 ) -> tuple[SetElement, ...]:
     """Canonical, sorted elements of a set of key `types`; raises ValueError on values that do not fit."""
-    if interval and len(types) == 1:
-        return _merge_ranges(types[0], data_type, elements)
+    if len(types) == 1:
+        return (_merge_ranges if interval else _distinct_values)(types[0], data_type, elements)
     by_key: dict[bytes, SetElement] = {}
     for element in elements:
         key = _key_tuple(types, element.key)
@@ -103,6 +103,25 @@ def normalise(
         if by_key.setdefault(raw, canonical) != canonical:
             raise ValueError(f"conflicting data for {canonical.key!r}")
     return tuple(by_key[raw] for raw in sorted(by_key))
+
+
+def _distinct_values(
+    kind: DataType, data_type: DataType | None, elements: Iterable[SetElement]
+) -> tuple[SetElement, ...]:
+    """Single values of a plain set, deduplicated and sorted by key; reuses elements that are already canonical."""
+    with_int = kind.with_int
+    by_number: dict[int, SetElement] = {}
+    for element in elements:
+        if isinstance(element.key, tuple):
+            raise TypeError(f"element {element!r} has a concatenated key")
+        if element.end is not None:
+            raise ValueError(f"element {element!r} is a range but the set has no interval flag")
+        value, number = with_int(element.key)
+        data = None if data_type is None and element.data is None else _check_data(data_type, element)
+        canonical = element if element.key is value and element.data is data else SetElement(value, None, data)
+        if by_number.setdefault(number, canonical) != canonical:
+            raise ValueError(f"conflicting data for {value!r}")
+    return tuple(by_number[number] for number in sorted(by_number))
 
 
 def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable[SetElement]) -> tuple[SetElement, ...]:

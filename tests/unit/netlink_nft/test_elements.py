@@ -79,6 +79,9 @@ def test_plain_sets_are_sorted_and_deduplicated() -> None:
         lambda: Set(T, "i", (IFNAME,), elements=(SetElement("a-very-long-interface-name"),)),
         lambda: Set(T, "m", (IFNAME,), data=VERDICT, elements=(SetElement("eth0"),)),  # map element without data
         lambda: Set(
+            T, "m", (IFNAME,), data=VERDICT, elements=(SetElement("eth0", data=ACCEPT), SetElement("eth0", data=DROP))
+        ),  # one key, two verdicts
+        lambda: Set(
             T,
             "m",
             (IPV4_ADDR,),
