@@ -50,12 +50,12 @@ def pods() -> Iterator[dict[str, str]]:
     """Namespaces of s, a and b wired to one bridge; s enforces its compiled ruleset. Maps pod name -> netns."""
     require_root_and_nftables()
     with contextlib.ExitStack() as stack:
-        hub = stack.enter_context(throwaway_netns("trinet-hub"))
+        hub = stack.enter_context(throwaway_netns("trinet-test-hub"))
         ip("link", "add", "br0", "type", "bridge", netns=hub)
         ip("link", "set", "br0", "up", netns=hub)
         names = {}
         for index, (name, (v4, v6)) in enumerate(ADDRS.items()):
-            netns = stack.enter_context(throwaway_netns(f"trinet-{name}"))
+            netns = stack.enter_context(throwaway_netns(f"trinet-test-{name}"))
             stack.enter_context(
                 veth_pair(hub, netns, (), (f"{v4}/24", f"{v6}/64"), name_a=f"port{index}", name_b="net1")
             )
