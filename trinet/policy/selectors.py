@@ -12,7 +12,7 @@ import msgspec
 
 from trinet.policy.types import LabelSelector
 
-__all__ = ["MATCH_ALL", "Requirement", "Selector", "compile_selector", "label_key_problem", "label_value_problem"]
+__all__ = ["Requirement", "Selector", "compile_selector", "label_key_problem", "label_value_problem"]
 
 _NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -63,13 +63,6 @@ class Selector(msgspec.Struct, frozen=True):
             if labels.get(key) != value:
                 return False
         return all(r.matches(labels) for r in self.requirements)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.labels and not self.requirements
-
-
-MATCH_ALL = Selector()
 
 
 def compile_selector(selector: LabelSelector, path: str) -> tuple[Selector | None, list[str]]:
