@@ -105,7 +105,12 @@ def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
 
 
 class Snapshot:
-    """Pods, namespaces, policies and NADs of the cluster at one instant, indexed."""
+    """Pods, namespaces, policies and NADs of the cluster at one instant, indexed.
+
+    ``previous``: a snapshot of an earlier instant. Parsed pods and validated policies whose API object is the
+    *same object* (``is``: the store hands out unchanged objects unchanged) are reused, so that a new snapshot
+    after a few events costs little more than its dictionaries.
+    """
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class Snapshot:
         namespaces: Iterable[Namespace] = (),
         policies: Iterable[MultiNetworkPolicy] = (),
         nads: Iterable[NetworkAttachmentDefinition] = (),
+        previous: Snapshot | None = None,
     ) -> None:
         self.nad_types: dict[str, str | None] = {
             f"{n.metadata.namespace}/{n.metadata.name}": nad_cni_type(n) for n in nads
@@ -124,24 +130,34 @@ class Snapshot:
             self.pods[pod_key(pod)] = pod
             self._pods_by_ns[pod.metadata.namespace].append(pod)
             self.namespace_labels.setdefault(pod.metadata.namespace, {})
-        self.policies: dict[str, EffectivePolicy] = {}
-        self._policies_by_ns: dict[str, list[EffectivePolicy]] = defaultdict(list)
+        old_policies = previous._validated if previous is not None else {}
+        self._validated: dict[str, tuple[MultiNetworkPolicy, EffectivePolicy]] = {}
         for policy in policies:
-            effective = validate_policy(policy)
-            self.policies[effective.key] = effective
+            key = f"{policy.metadata.namespace}/{policy.metadata.name}"
+            old = old_policies.get(key)
+            effective = old[1] if old is not None and old[0] is policy else validate_policy(policy)
+            self._validated[key] = (policy, effective)
+        self.policies: dict[str, EffectivePolicy] = {k: e for k, (_, e) in self._validated.items()}
+        self._policies_by_ns: dict[str, list[EffectivePolicy]] = defaultdict(list)
         for effective in sorted(self.policies.values(), key=lambda p: p.key):
             self._policies_by_ns[effective.namespace].append(effective)
-        self._info: dict[str, PodInfo] = {}
+        self._info: dict[str, tuple[Pod, PodInfo]] = {}
+        if previous is not None and previous.nad_types == self.nad_types:  # a pod's parse depends on NAD types
+            self._info = {k: v for k, v in previous._info.items() if self.pods.get(k) is v[0]}
         self._peer_pods: dict[tuple[str, SelectorPeer], tuple[PodInfo, ...]] = {}
         self._named: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] | None = None
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
 
     def info(self, pod: Pod) -> PodInfo:
+        """The parsed pod (memoised for the snapshot's own pod objects)."""
         key = pod_key(pod)
         found = self._info.get(key)
-        if found is None:
-            found = self._info[key] = _parse_pod(pod, self.nad_types)
-        return found
+        if found is not None and found[0] is pod:
+            return found[1]
+        info = _parse_pod(pod, self.nad_types)
+        if self.pods.get(key) is pod:
+            self._info[key] = (pod, info)
+        return info
 
     def policies_in(self, namespace: str) -> list[EffectivePolicy]:
         return self._policies_by_ns.get(namespace, [])
