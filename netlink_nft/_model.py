@@ -109,6 +109,10 @@ class Rule:
     comment: str | None = None
     handle: int | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.exprs, tuple):  # keep the value hashable whatever sequence it was given
+            object.__setattr__(self, "exprs", tuple(self.exprs))
+
     def __str__(self) -> str:
         where = f"handle {self.handle}" if self.handle is not None else (repr(self.comment) if self.comment else "")
         return f"rule {self.table}/{self.chain} {where}".rstrip()
