@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
+from hypothesis import HealthCheck, settings
 
 from trinet.policy import CompileOptions, Packet, PodRuleset, Snapshot, compile, evaluate
 from trinet.policy.oracle import Oracle
 from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, ObjectMeta, Pod
 
 PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
+
+# Hypothesis settings of the policy property tests, applied per test so that no other package's tests change:
+# fast by default (the unit suite stays well under a minute); TRINET_HYPOTHESIS_PROFILE=heavy digs deep.
+HEAVY = os.environ.get("TRINET_HYPOTHESIS_PROFILE") == "heavy"
+property_settings = settings(
+    max_examples=5000 if HEAVY else 300,
+    deadline=None,
+    suppress_health_check=list(HealthCheck) if HEAVY else [HealthCheck.too_slow],
+)
 
 
 def nad(ref: str, cni_type: str = "macvlan", conflist: bool = False) -> NetworkAttachmentDefinition:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from tests.unit.policy.builders import pod
+import ipaddress
+import json
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.unit.policy.builders import World, pod, property_settings
+from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
-from trinet.policy.delta import ElementDelta, FullSwap, NoChange, SetElementChange, delta
+from trinet.policy import PodRuleset
+from trinet.policy.delta import Delta, ElementDelta, FullSwap, NoChange, SetElementChange, delta
 
 
 def test_unchanged_ruleset_is_no_change() -> None:
@@ -43,3 +52,41 @@ def test_losing_all_policies_is_a_full_swap_to_nothing() -> None:
     after = cluster().ruleset("ns/s")
     result = delta(before, after)
     assert isinstance(result, FullSwap) and not result.ruleset.enforces
+
+
+def _apply(old: PodRuleset, change: Delta) -> PodRuleset:
+    if isinstance(change, NoChange):
+        return old
+    if isinstance(change, FullSwap):
+        return change.ruleset
+    by_name = {c.set_name: c for c in change.changes}
+    sets = []
+    for old_set in old.table.sets:
+        c = by_name.get(old_set.name)
+        if c is None:
+            sets.append(old_set)
+            continue
+        kept = [e for e in old_set.elements if e not in c.removed]
+        sets.append(msgspec.structs.replace(old_set, elements=tuple(sorted([*kept, *c.added]))))
+    return PodRuleset(msgspec.structs.replace(old.table, sets=tuple(sets)))
+
+
+@property_settings
+@given(worlds(), st.integers(0, 4), st.integers(1, 200))
+def test_applying_the_delta_gives_the_new_ruleset(world: World, which: int, shift: int) -> None:
+    """Peer churn (one pod's addresses change) is usually an element delta; applying any delta is exact."""
+    refs = sorted(world.pods)
+    victim = world.pods[refs[which % len(refs)]]
+    status = json.loads(victim.metadata.annotations["k8s.v1.cni.cncf.io/network-status"])
+    for entry in status[1:]:
+        entry["ips"] = [str(ipaddress.ip_address(ip) + shift) for ip in entry["ips"]]
+    annotations = {**victim.metadata.annotations, "k8s.v1.cni.cncf.io/network-status": json.dumps(status)}
+    moved = msgspec.structs.replace(victim, metadata=msgspec.structs.replace(victim.metadata, annotations=annotations))
+    after = World([moved if p is victim else p for p in world.pods.values()], world.policies, world.namespaces,
+                  world.nads)  # fmt: skip
+    for ref in refs:
+        old, new = world.ruleset(ref), after.ruleset(ref)
+        change = delta(old, new)
+        assert _apply(old, change) == new
+        if ref != refs[which % len(refs)] and old.enforces and new.enforces:
+            assert not isinstance(change, FullSwap)  # only peers moved: never a structural change

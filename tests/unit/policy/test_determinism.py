@@ -7,11 +7,12 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.policy.builders import World
+from tests.unit.policy.builders import World, property_settings
 from tests.unit.policy.test_property_oracle import worlds
 from trinet.policy import Snapshot, compile, render
 
 
+@property_settings
 @given(worlds(), st.randoms(use_true_random=False))
 def test_compile_is_independent_of_input_order(world: World, rng: random.Random) -> None:
     pods, policies = list(world.pods.values()), list(world.policies)

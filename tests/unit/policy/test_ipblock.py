@@ -8,6 +8,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.policy.builders import property_settings
 from trinet.policy.ipblock import block_intervals, merge, to_prefixes
 
 net = ipaddress.ip_network
@@ -30,6 +31,7 @@ def test_to_prefixes_is_minimal() -> None:
     assert to_prefixes((0, 2**128 - 1), 128) == [(0, 0)]
 
 
+@property_settings
 @given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=8), st.integers(0, 400))
 def test_merge_keeps_membership_and_is_canonical(raw: list[tuple[int, int]], probe: int) -> None:
     intervals = [(lo, lo + width) for lo, width in raw]
@@ -38,6 +40,7 @@ def test_merge_keeps_membership_and_is_canonical(raw: list[tuple[int, int]], pro
     assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(canonical))
 
 
+@property_settings
 @given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
 def test_to_prefixes_covers_exactly(a: int, b: int) -> None:
     lo, hi = min(a, b), max(a, b)

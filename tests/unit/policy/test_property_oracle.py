@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.unit.policy.builders import World, nad, namespace, pod, policy
+from tests.unit.policy.builders import World, nad, namespace, pod, policy, property_settings
 
 NETWORKS = ("ns/net1", "ns/net2", "x/net3")  # net3 is ipvlan: never policed with the default plugin list
 NAMESPACES = ("ns", "x")
@@ -180,6 +180,7 @@ probe_st = st.tuples(
 )
 
 
+@property_settings
 @given(worlds(), st.lists(probe_st, min_size=1, max_size=3))
 def test_2_10_compiled_rulesets_agree_with_the_oracle(world: World, probes: list[tuple[Any, ...]]) -> None:
     """Every ordered pair of endpoints (pods and external addresses), for each drawn probe."""
