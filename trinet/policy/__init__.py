@@ -2,13 +2,20 @@
 
 Public API::
 
-    Snapshot(pods, namespaces, policies, nads)          indexed cluster state (types in ``trinet.policy.types``)
+    Snapshot(pods, namespaces, policies, nads, previous=None)   indexed cluster state (``trinet.policy.types``)
     compile(snapshot, pod, options) -> PodRuleset       the complete desired ruleset of one pod
-    render(ruleset) -> str                              ``nft -f`` text
-    delta(old, new) -> Delta                            minimal change between two rulesets
+    PodRuleset.content_hash() / .structure_hash()       skip unchanged pods / detect element-only changes
+    delta(old, new) -> Delta                            NoChange | ElementDelta | FullSwap
+    render(ruleset) -> str                              ``nft -f`` text (logs, debugging, golden files)
     build_custom_rules(v4_ingress=CustomRuleFile(...), ...) -> CustomRules   operator rule files (nft subset)
     validate_policy(policy) -> EffectivePolicy          validation messages and the normalised policy
     evaluate(ruleset, packet)                           a packet's verdict (tests, debugging)
+
+    trinet.policy.to_netlink.to_netlink(ruleset)        the ``netlink_nft`` Ruleset (imported separately, so
+                                                        this package does not import netlink_nft)
+    trinet.policy.oracle.Oracle(...).allowed(...)       the reference evaluator of semantics.md §2.10 (tests)
+
+Where upstream is silent, the choices are listed in ``DECISIONS.md`` next to this file.
 """
 
 from trinet.policy.compile import CompileOptions, CustomRules, compile
