@@ -12,6 +12,7 @@ import ipaddress
 
 import netlink_nft as nl
 from netlink_nft import Field, PayloadBase
+from trinet.policy.delta import ElementDelta, NoChange, delta
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.ruleset import (
     Accept,
@@ -33,7 +34,7 @@ from trinet.policy.ruleset import (
     Vmap,
 )
 
-__all__ = ["to_netlink"]
+__all__ = ["to_netlink", "transaction"]
 
 TH_SPORT = Field("th sport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = Field("th dport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -116,14 +117,16 @@ def _verdict(verdict: Verdict) -> nl.Verdict | nl.Match:
     raise TypeError(f"unknown verdict {verdict!r}")
 
 
+def _elements(s: Set, elements: tuple[tuple[Interval, ...], ...]) -> list[nl.SetElement]:
+    if len(s.key) == 1:
+        return [nl.SetElement.interval(lo, hi) for ((lo, hi),) in elements]
+    return [nl.SetElement(tuple(lo for lo, _ in e)) for e in elements]  # concatenations hold single values
+
+
 @functools.lru_cache(maxsize=1 << 12)
 def _set(table: nl.Table, s: Set) -> nl.Set:
     key = tuple(_KEY_TYPES[k] for k in s.key)
-    if len(key) == 1:
-        elements = [nl.SetElement.interval(lo, hi) for ((lo, hi),) in s.elements]
-    else:  # concatenations hold single values (address . port)
-        elements = [nl.SetElement(tuple(lo for lo, _ in e)) for e in s.elements]
-    return nl.Set(table, s.name, key, interval=s.interval, elements=tuple(elements))
+    return nl.Set(table, s.name, key, interval=s.interval, elements=tuple(_elements(s, s.elements)))
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -153,3 +156,32 @@ def to_netlink(ruleset: PodRuleset) -> nl.Ruleset:
     ]
     rules = tuple(_rule(table, c.name, r) for c in src.chains for r in c.rules)
     return nl.Ruleset(table, chains, tuple(sets), rules)
+
+
+def transaction(applied: PodRuleset | None, desired: PodRuleset) -> nl.Batch | None:
+    """The one transaction that turns the ``applied`` ruleset (None: unknown) into ``desired``; None if equal.
+
+    Peer churn (``delta`` finds only element changes) gives a batch of element deletions then additions and
+    nothing else; a pod that no longer needs enforcing gets its table destroyed; anything else replaces the
+    table's contents gap-free (``replace_contents``).
+    """
+    change = delta(applied, desired)
+    if isinstance(change, NoChange):
+        return None
+    table = nl.Table(nl.Family.INET, desired.table.name)
+    batch = nl.Batch()
+    if isinstance(change, ElementDelta):
+        by_name = {s.name: s for s in desired.table.sets}
+        for item in change.changes:
+            model = by_name[item.set_name]
+            target = _set(table, model)
+            if item.removed:
+                batch.delete_elements(target, _elements(model, item.removed))
+            if item.added:
+                batch.add_elements(target, _elements(model, item.added))
+        return batch
+    if not desired.enforces:
+        batch.destroy_table(nl.Table(nl.Family.INET, (applied or desired).table.name))
+        return batch
+    current = to_netlink(applied) if applied is not None and applied.enforces else None
+    return nl.replace_contents(to_netlink(desired), current)
