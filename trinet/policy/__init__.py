@@ -11,8 +11,10 @@ Public API::
     validate_policy(policy) -> EffectivePolicy          validation messages and the normalised policy
     evaluate(ruleset, packet)                           a packet's verdict (tests, debugging)
 
-    trinet.policy.to_netlink.to_netlink(ruleset)        the ``netlink_nft`` Ruleset (imported separately, so
-                                                        this package does not import netlink_nft)
+    trinet.policy.to_netlink.to_netlink(ruleset)        the ``netlink_nft`` Ruleset, and
+    trinet.policy.to_netlink.transaction(applied, desired)  the one netlink_nft Batch to apply (None: unchanged)
+                                                        (imported separately: this package does not import
+                                                        netlink_nft)
     trinet.policy.oracle.Oracle(...).allowed(...)       the reference evaluator of semantics.md §2.10 (tests)
 
 Where upstream is silent, the choices are listed in ``DECISIONS.md`` next to this file.
