@@ -3,7 +3,7 @@
 Layout of table ``inet multi_networkpolicy``::
 
     chain input  (hook input)  : iifname vmap @ingress-dispatch     # only policed, ingress-isolated interfaces
-    chain output (hook output) : oifname vmap @egress-dispatch
+    chain output (hook output) : oifname vmap @egress-dispatch      # (both always present, maps maybe empty)
     chain ingress-<if> / egress-<if>, one per isolated (interface, direction):
         ct state established,related accept
         icmpv6 type { 133-137 } accept               # neighbour discovery, unless disabled
@@ -287,11 +287,13 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
             dispatch[direction].append((ifname, name))
     if not chains:
         return empty_ruleset(options)
+    # Both base chains and both maps exist whenever anything is enforced, even if one map is empty: base chains
+    # are then created once and kept (no hook churn when a first egress policy arrives), and a chain that goes
+    # away is only ever referenced by a map element, which an update removes before the chain.
     maps: list[VerdictMap] = []
     base: list[Chain] = []
     for direction, hook, field in _HOOKS:
-        if dispatch[direction]:
-            map_name = f"{direction.value}-dispatch"
-            maps.append(VerdictMap(map_name, tuple(dispatch[direction])))
-            base.append(Chain(hook, (Rule((), Vmap(field, map_name)),), hook=hook))
+        map_name = f"{direction.value}-dispatch"
+        maps.append(VerdictMap(map_name, tuple(dispatch[direction])))
+        base.append(Chain(hook, (Rule((), Vmap(field, map_name)),), hook=hook))
     return PodRuleset(Table(options.table, tuple(sets), tuple(maps), tuple(base + chains)))

@@ -96,7 +96,7 @@ def test_2_1_3_only_interfaces_on_policy_for_networks_are_policed() -> None:
 def test_2_1_3_interface_names_nft_cannot_take_bare_get_collision_free_chain_names() -> None:
     pods = [pod("ns/s", {"app": "s"}, [("ns/net1", "nét:1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, net1(2))]
     w = cluster(server({"ingress": [FROM_A]}), pods=pods)
-    assert [c.name for c in w.ruleset("ns/s").table.chains] == ["input", "ingress/x6ec3a9743a31"]
+    assert [c.name for c in w.ruleset("ns/s").table.chains] == ["input", "output", "ingress/x6ec3a9743a31"]
     assert w.allowed("ns/a", "ns/s") and not w.allowed("10.1.0.9", "ns/s")
 
 
@@ -569,7 +569,7 @@ def test_2_6_40_the_same_nad_attached_twice_is_governed_on_both_interfaces() -> 
         pod("ns/a", {"app": "a"}, net1(2)),
     ]
     rs = cluster(server({"ingress": [FROM_A]}), pods=pods).ruleset("ns/s")
-    assert {c.name for c in rs.table.chains} == {"input", "ingress-net1", "ingress-net1b"}
+    assert {c.name for c in rs.table.chains} == {"input", "output", "ingress-net1", "ingress-net1b"}
 
 
 # §2.7 Lifecycle ------------------------------------------------------------------------------------------------
