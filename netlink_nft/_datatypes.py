@@ -209,7 +209,7 @@ def padded(length: int) -> int:
     return (length + 3) & ~3
 
 
-ICMP_TYPE: DataType = _Integer("icmp_type", 5, 1)
+ICMP_TYPE: DataType = _Integer("icmp_type", 14, 1)
 ICMPV6_TYPE: DataType = _Integer("icmpv6_type", 29, 1)
 NFPROTO: DataType = _Integer("nf_proto", 39, 1)
 KEY_TYPES.update({t.type_id: t for t in (ICMP_TYPE, ICMPV6_TYPE, NFPROTO)})

@@ -80,11 +80,12 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
     # 4. the new rules, base chains included, in the same transaction
     for rule in desired.rules:
         batch.add_rule(rule)
-    # 5. what is no longer wanted (nothing references it any more)
-    for name, chain in old_chains.items():
-        if name not in wanted_chains:
-            batch.delete_chain(chain)
+    # 5. what is no longer wanted (no rule references it any more): sets and maps first, since a verdict map's
+    #    elements reference chains, and a chain still referenced cannot be deleted (EBUSY)
     for name, set_ in old_sets.items():
         if name not in wanted_sets:
             batch.delete_set(set_)
+    for name, chain in old_chains.items():
+        if name not in wanted_chains:
+            batch.delete_chain(chain)
     return batch

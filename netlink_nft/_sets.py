@@ -109,7 +109,7 @@ def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
     desc = []
     if spec.anonymous:
         desc.append(_tlv.be32(NFTA_SET_DESC_SIZE, size))
-    if len(spec.key) > 1:
+    if len(spec.key) > 1 and spec.interval:  # the kernel takes field lengths only for pipapo (interval) sets
         fields = (_tlv.nest(NFTA_LIST_ELEM, _tlv.be32(NFTA_SET_FIELD_LEN, t.length)) for t in spec.key)
         desc.append(_tlv.nest(NFTA_SET_DESC_CONCAT, *fields))
     if desc:

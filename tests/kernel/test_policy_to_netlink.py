@@ -78,9 +78,8 @@ def test_custom_rules_and_icmp_options_map_one_to_one(netns_pair: tuple[str, str
             "ip saddr { 10.0.0.0/8, 192.168.1.1-192.168.1.9 } accept",
             "ip daddr != 10.1.2.0/23 tcp dport 1-1024 accept",
             "meta l4proto { udp, tcp } accept",
-            # A set of ICMP (v4) types is left out: netlink_nft's ICMP_TYPE has nft type id 5 (string) instead of 14,
-            # so the kernel stores a differently typed set. Single ICMP types (a cmp, no set) are covered.
             "icmp type redirect accept",
+            "icmp type { echo-request, destination-unreachable } accept",
             'iifname { "net2", "net1" } ct state established,new accept',
             'oifname != "eth0" sctp sport 5 accept',
         ]

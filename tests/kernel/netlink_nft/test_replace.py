@@ -7,10 +7,13 @@ import dataclasses
 from netlink_nft import (
     ACCEPT,
     DROP,
+    IFNAME,
+    IIFNAME,
     IP_SADDR,
     IPV4_ADDR,
     IPV6_ADDR,
     SADDR,
+    VERDICT,
     Chain,
     Family,
     Hook,
@@ -26,6 +29,7 @@ from netlink_nft import (
     jump,
     replace_contents,
     rule,
+    vmap,
 )
 from netlink_nft._const import NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM
 
@@ -103,3 +107,18 @@ def test_one_element_change_sends_only_the_delta(nft_sock: NftSocket) -> None:
     assert len(element_messages) == 2  # one deletion, one addition: independent of the set size
     nft_sock.apply(batch)
     assert dump_table(nft_sock, T) == after
+
+
+def test_dropping_a_verdict_map_and_the_chain_it_jumps_to(nft_sock: NftSocket) -> None:
+    """The map goes before the chain in the same batch: a chain a map still references cannot be deleted."""
+    dispatch = Set(T, "dispatch", (IFNAME,), data=VERDICT, elements=(SetElement("net1", data=jump("ingress-net1")),))
+    with_map = Ruleset(
+        T,
+        (Chain(T, "input", Hook.INPUT, 0, Policy.ACCEPT), Chain(T, "ingress-net1")),
+        (dispatch,),
+        (rule(T, "input", vmap(IIFNAME, "dispatch")), rule(T, "ingress-net1", DROP)),
+    )
+    nft_sock.apply(replace_contents(with_map))
+    without = Ruleset(T, (with_map.chains[0],), (), ())
+    nft_sock.apply(replace_contents(without, dump_table(nft_sock, T)))
+    assert dump_table(nft_sock, T) == without

@@ -18,6 +18,7 @@ from netlink_nft import (
     IIFNAME,
     INET_SERVICE,
     IP6_SADDR,
+    IP_DADDR,
     IP_SADDR,
     IPV4_ADDR,
     IPV6_ADDR,
@@ -260,6 +261,21 @@ def anonymous_sets_log_comment() -> tuple[str, Ruleset]:
     )
 
 
+def concatenation_without_intervals() -> tuple[str, Ruleset]:
+    """A plain (hash) set with a concatenated key: no field lengths may be sent, only interval sets take them."""
+    text = """
+    table inet t {
+        set pairs { type ipv4_addr . inet_service; elements = { 10.2.0.1 . 443, 10.2.0.2 . 80 } }
+        chain input { type filter hook input priority 0; policy accept;
+            ip daddr . tcp dport @pairs accept
+        }
+    }"""
+    pairs = Set(
+        T, "pairs", (IPV4_ADDR, INET_SERVICE), elements=(SetElement(("10.2.0.1", 443)), SetElement(("10.2.0.2", 80)))
+    )
+    return text, Ruleset(T, (INPUT,), (pairs,), (rule(T, "input", in_set((IP_DADDR, TCP_DPORT), "pairs"), ACCEPT),))
+
+
 def ip_family_table() -> tuple[str, Ruleset]:
     t4 = Table(Family.IP, "t4")
     text = """
@@ -283,6 +299,7 @@ CASES: dict[str, Callable[[], tuple[str, Ruleset]]] = {
         meta_and_ct,
         addresses_and_ports,
         named_sets_and_maps,
+        concatenation_without_intervals,
         anonymous_sets_log_comment,
         ip_family_table,
     )
