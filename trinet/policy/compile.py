@@ -227,14 +227,13 @@ def _rule_rules(
                 name = builder.add_set((key_type,), True, ((iv,) for iv in intervals))
                 addr_matches.append((Addr(family, field, set_name=name),))
     out = [Rule(addr + ports, Accept(), comment) for addr in addr_matches for ports in port_matches]
-    # Egress named ports: (destination address . port) per destination pod. The concatenation is an interval set
-    # (pipapo) although it holds single values: netlink_nft encodes every concatenation with
-    # NFTA_SET_DESC_CONCAT, which the kernel only accepts together with the interval flag.
+    # Egress named ports: (destination address . port) per destination pod, exact values in a plain (hash) set,
+    # so peer churn costs O(1) in the kernel (an interval set's commit grows with its size).
     for protocol in sorted(named, key=PROTOCOL_NUMBERS.__getitem__):
         pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, named[protocol])
         for (family, key_type), elements in zip(_FAMILIES, pairs, strict=True):
             if (family, key_type) in families:
-                name = builder.add_set((key_type, "inet_service"), True, (((a, a), (p, p)) for a, p in elements))
+                name = builder.add_set((key_type, "inet_service"), False, (((a, a), (p, p)) for a, p in elements))
                 matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))
                 out.append(Rule(matches, Accept(), comment))
     return out
