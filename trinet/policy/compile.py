@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 import msgspec
 
@@ -107,28 +107,40 @@ class _ChainBuilder:
         return name
 
 
+class _PeerAddresses(NamedTuple):
+    """One rule's peers on one network: ipBlock intervals (merged) and selected pods' addresses (single values)."""
+
+    blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]]
+    pods: tuple[tuple[Interval, ...], tuple[Interval, ...]]
+    has_selector: bool
+
+    def union(self, family: int) -> tuple[Interval, ...]:
+        return merge([*self.blocks[family], *self.pods[family]])
+
+
 def _peer_addresses(
     snapshot: Snapshot, policy: EffectivePolicy, direction: Direction, index: int, rule: PolicyRule, network: str
-) -> tuple[tuple[Interval, ...], tuple[Interval, ...], bool]:
-    """(v4, v6, has selector peers) of one rule's peers on ``network``; memoised per snapshot."""
+) -> _PeerAddresses:
+    """The addresses of one rule's peers on ``network``, v4 and v6; memoised per snapshot."""
     key = ("addrs", policy.key, direction, index, network)
     found = snapshot.memo.get(key)
     if found is None:
-        v4: list[Interval] = []
-        v6: list[Interval] = []
+        blocks: tuple[list[Interval], list[Interval]] = ([], [])
+        pods: tuple[set[Interval], set[Interval]] = (set(), set())
         has_selector = False
         for peer in rule.peers or ():
             if isinstance(peer, IPBlockPeer):
-                v4.extend(peer.v4)
-                v6.extend(peer.v6)
+                blocks[0].extend(peer.v4)
+                blocks[1].extend(peer.v6)
                 continue
             has_selector = True
             for info in snapshot.peer_pods(policy.namespace, peer):
-                a4, a6 = info.addresses(network)
-                v4.extend((a, a) for a in a4)
-                v6.extend((a, a) for a in a6)
-        found = snapshot.memo[key] = (merge(v4), merge(v6), has_selector)
-    return cast(tuple[tuple[Interval, ...], tuple[Interval, ...], bool], found)
+                for family, addresses in enumerate(info.addresses(network)):
+                    pods[family].update((a, a) for a in addresses)
+        found = snapshot.memo[key] = _PeerAddresses(
+            (merge(blocks[0]), merge(blocks[1])), (tuple(sorted(pods[0])), tuple(sorted(pods[1]))), has_selector
+        )
+    return cast(_PeerAddresses, found)
 
 
 def _named_egress_elements(
@@ -147,7 +159,8 @@ def _named_egress_elements(
     if found is None:
         allowed: tuple[tuple[Interval, ...] | None, ...] = (None, None)
         if rule.peers is not None:
-            allowed = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network)[:2]
+            peers = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network)
+            allowed = (peers.union(0), peers.union(1))
         families = []
         for family in (0, 1):
             pairs: set[tuple[int, int]] = set()
@@ -216,16 +229,21 @@ def _rule_rules(
     families = _FAMILIES
     addr_matches: list[tuple[Match, ...]] = [()]
     if rule.peers is not None:
-        # Peer part (§2.4): one interval set per family. Selector peers always get both families, so that pod
-        # churn changes only set elements.
-        v4, v6, has_selector = _peer_addresses(snapshot, policy, direction, index, rule, network)
-        present = [(fam, ivs) for fam, ivs in zip(_FAMILIES, (v4, v6), strict=True) if ivs or has_selector]
-        families = tuple(fam for fam, _ in present)
+        # Peer part (§2.4), per family: ipBlocks in an interval set, selected pods' addresses in a plain (hash)
+        # set. Pod churn then changes only elements of hash sets, which the kernel commits in constant time (an
+        # interval set's commit grows with its size), and selector peers always get both families, so that churn
+        # never changes the structure.
+        peers = _peer_addresses(snapshot, policy, direction, index, rule, network)
+        families = tuple(fam for i, fam in enumerate(_FAMILIES) if peers.blocks[i] or peers.has_selector)
         addr_matches = []
-        if port_matches:
-            for (family, key_type), intervals in present:
-                name = builder.add_set((key_type,), True, ((iv,) for iv in intervals))
-                addr_matches.append((Addr(family, field, set_name=name),))
+        for i, (family, key_type) in enumerate(_FAMILIES if port_matches else ()):
+            for interval, elements, wanted in (
+                (True, peers.blocks[i], bool(peers.blocks[i])),
+                (False, peers.pods[i], peers.has_selector),
+            ):
+                if wanted:
+                    name = builder.add_set((key_type,), interval, ((iv,) for iv in elements))
+                    addr_matches.append((Addr(family, field, set_name=name),))
     out = [Rule(addr + ports, Accept(), comment) for addr in addr_matches for ports in port_matches]
     # Egress named ports: (destination address . port) per destination pod, exact values in a plain (hash) set,
     # so peer churn costs O(1) in the kernel (an interval set's commit grows with its size).
