@@ -43,6 +43,30 @@ def test_golden_rulesets_load(netns: str) -> None:
         assert "table inet multi_networkpolicy" in nft(netns, "list", "ruleset")
 
 
+def chain_rules(text: str) -> dict[str, list[str]]:
+    """The rule lines of each chain, in order (declarations, blank lines and comments left out)."""
+    chains: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("chain ") and line.endswith("{"):
+            current = chains.setdefault(line.split()[1], [])
+        elif line == "}":
+            current = None
+        elif current is not None and line and not line.startswith(("type ", "#")):
+            current.append(line)
+    return chains
+
+
+def test_rules_read_back_as_rendered(netns: str) -> None:
+    """`nft list` shows every compiled rule exactly as render() wrote it: operators read what we log."""
+    for path in sorted(GOLDEN.glob("*.nft")):
+        text = path.read_text()
+        load(netns, text)
+        listed = nft(netns, "list", "table", "inet", "multi_networkpolicy")
+        assert chain_rules(listed) == chain_rules(text), path.name
+
+
 def test_custom_rules_load(netns: str, tmp_path: Path) -> None:
     (tmp_path / "v4").write_text("tcp dport 9999 accept\nip saddr { 10.0.0.0/8, 192.168.1.1-192.168.1.9 } accept\n")
     (tmp_path / "v6").write_text("icmpv6 type { nd-neighbor-solicit, packet-too-big } accept\nct state invalid drop\n")
@@ -51,7 +75,9 @@ def test_custom_rules_load(netns: str, tmp_path: Path) -> None:
         v6_egress=CustomRuleFile("v6", (tmp_path / "v6").read_text()),
     )
     world = stacked_multinet(CompileOptions(custom=custom))
-    load(netns, render(world.ruleset("ns/s")))
+    text = render(world.ruleset("ns/s"))
+    load(netns, text)
+    assert chain_rules(nft(netns, "list", "table", "inet", "multi_networkpolicy")) == chain_rules(text)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -60,4 +86,6 @@ def test_random_compiled_rulesets_load(netns: str, world: World) -> None:
     for ref in world.pods:
         ruleset = world.ruleset(ref)
         if ruleset.enforces:
-            load(netns, render(ruleset))
+            text = render(ruleset)
+            load(netns, text)
+            assert chain_rules(nft(netns, "list", "table", "inet", "multi_networkpolicy")) == chain_rules(text)

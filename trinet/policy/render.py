@@ -104,8 +104,38 @@ def _verdict(verdict: Verdict) -> str:
     raise TypeError(f"unknown verdict {verdict!r}")
 
 
+_PORT_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}
+
+
+def _matches(matches: tuple[Match, ...]) -> list[str]:
+    """Render matches as `nft list ruleset` shows them (the same bytecode): `meta l4proto tcp` followed by a
+    transport-header port match is written `tcp dport ...`, and a family guard that an address or ICMP match
+    implies is left out."""
+    parts: list[str] = []
+    proto: str | None = None
+    implied = {m.family for m in matches if isinstance(m, Addr | AddrPort | IcmpType)}
+    for match in matches:
+        if isinstance(match, NfProto) and match.family in implied:
+            continue  # `ip saddr`, `icmp type`, ... carry this guard already
+        if isinstance(match, L4Proto) and len(match.protocols) == 1 and not match.negate:
+            proto = _PORT_PROTOCOLS.get(match.protocols[0])
+            if proto is not None:
+                continue
+        text = _match(match)
+        if proto is not None:
+            if isinstance(match, Port | AddrPort):
+                text = text.replace("th ", f"{proto} ", 1)
+            else:
+                parts.append(f"meta l4proto {proto}")
+            proto = None
+        parts.append(text)
+    if proto is not None:
+        parts.append(f"meta l4proto {proto}")
+    return parts
+
+
 def render_rule(rule: Rule) -> str:
-    parts = [_match(m) for m in rule.matches] + [_verdict(rule.verdict)]
+    parts = [*_matches(rule.matches), _verdict(rule.verdict)]
     if rule.comment:
         parts.append('comment "' + rule.comment.replace('"', "'") + '"')
     return " ".join(parts)

@@ -21,24 +21,24 @@ def one(text: str, family: int = 4) -> Rule:
 @pytest.mark.parametrize(
     ("text", "family", "nft"),
     [
-        ("tcp dport 9999 accept", 4, "meta nfproto ipv4 meta l4proto tcp th dport 9999 accept"),
-        ("udp sport != { 53, 67-68 } drop", 4, "meta nfproto ipv4 meta l4proto udp th sport != { 53, 67-68 } drop"),
+        ("tcp dport 9999 accept", 4, "meta nfproto ipv4 tcp dport 9999 accept"),
+        ("udp sport != { 53, 67-68 } drop", 4, "meta nfproto ipv4 udp sport != { 53, 67-68 } drop"),
         (
             "ip saddr { 10.0.0.0/8, 192.168.1.1-192.168.1.9 } accept",
             4,
-            "meta nfproto ipv4 ip saddr { 10.0.0.0/8, 192.168.1.1-192.168.1.9 } accept",
+            "ip saddr { 10.0.0.0/8, 192.168.1.1-192.168.1.9 } accept",
         ),
-        ("ip6 daddr != fe80::/10 accept", 6, "meta nfproto ipv6 ip6 daddr != fe80::/10 accept"),
+        ("ip6 daddr != fe80::/10 accept", 6, "ip6 daddr != fe80::/10 accept"),
         ("meta l4proto { udp, tcp } accept", 4, "meta nfproto ipv4 meta l4proto { tcp, udp } accept"),
         (
             "icmp type { redirect, 3 } accept",
             4,
-            "meta nfproto ipv4 icmp type { destination-unreachable, redirect } accept",
+            "icmp type { destination-unreachable, redirect } accept",
         ),
         (
             "icmpv6 type { nd-neighbor-solicit, packet-too-big } accept",
             6,
-            "meta nfproto ipv6 icmpv6 type { packet-too-big, nd-neighbor-solicit } accept",
+            "icmpv6 type { packet-too-big, nd-neighbor-solicit } accept",
         ),
         (
             'iifname { "net2", "net1" } ct state established,new accept',
