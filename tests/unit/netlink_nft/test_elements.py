@@ -29,7 +29,7 @@ def v4set(*elements: SetElement, interval: bool = True) -> Set:
     return Set(T, "s", (IPV4_ADDR,), interval=interval, elements=elements)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(interval_elements(4, max_size=40))
 def test_ipv4_intervals_are_merged_into_a_canonical_cover(elements: list[SetElement]) -> None:
     got = v4set(*elements).elements
@@ -37,7 +37,7 @@ def test_ipv4_intervals_are_merged_into_a_canonical_cover(elements: list[SetElem
     assert covered_networks(got) == covered_networks(elements)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(interval_elements(6, max_size=40))
 def test_ipv6_intervals_are_merged_into_a_canonical_cover(elements: list[SetElement]) -> None:
     got = Set(T, "s", (IPV6_ADDR,), interval=True, elements=tuple(elements)).elements
