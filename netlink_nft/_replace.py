@@ -36,14 +36,20 @@ def _element_delta(
     return [e for e in old_rest if e not in new_values], [e for e in new_rest if e not in old_values]
 
 
-def replace_contents(desired: Ruleset, current: Ruleset | None = None) -> Batch:
-    """One batch that turns `current` (as dumped; None if unknown or absent) into `desired`.
+def replace_contents(desired: Ruleset, current: Ruleset | None = None, *, into: Batch | None = None) -> Batch:
+    """One batch (appended to `into` if given) that turns `current` (as dumped; None if unknown or absent) into
+    `desired`.
 
     Without `current` every desired chain and set is created if missing, flushed and refilled; nothing else in
     the table is touched. With `current`, objects that are no longer desired are deleted, changed definitions are
     recreated, and unchanged sets get only their element delta.
+
+    Packet-level atomicity: base chains are kept and refilled, so no packet ever meets an empty hook. But a set
+    lookup reads the generation at lookup time, so a packet racing the commit can meet an *old* rule with a set's
+    *new* elements. When rules change, give the sets and chains they reference new names (versions) and let the
+    old ones be deleted here; element-only changes under unchanged rules are safe as they are.
     """
-    batch = Batch()
+    batch = into if into is not None else Batch()
     table = desired.table
     batch.add_table(table)
     old_chains = {c.name: c for c in current.chains} if current else {}

@@ -17,7 +17,7 @@ from tests.unit.policy.test_golden import SCENARIOS, stacked_multinet
 from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import CompileOptions, CustomRuleFile, PodRuleset, build_custom_rules, render
-from trinet.policy.to_netlink import to_netlink, transaction
+from trinet.policy.to_netlink import Installed, to_netlink, transaction, versioned
 
 
 def nft(netns: str, *args: str, stdin: str | None = None) -> str:
@@ -106,28 +106,60 @@ def test_peer_churn_is_a_transaction_of_set_elements_only(netns_pair: tuple[str,
     old = cluster(server(spec)).ruleset("ns/s")
     moved = [pod("ns/s", {"app": "s"}, net1(1)), pod("ns/a", {"app": "a"}, net1(9), ports=[("http", "TCP", 81)])]
     new = cluster(server(spec), pods=moved).ruleset("ns/s")
-    assert transaction(new, new) is None
+    assert transaction(Installed(new, 1), new) == (None, Installed(new, 1))
     with NftSocket.open(netns_path(updated)) as sock:
-        first = transaction(None, old)
-        assert first is not None
+        first, installed = transaction(None, old)
+        assert first is not None and installed == Installed(old, 1)
         sock.apply(first)
-        batch = transaction(old, new)
-        assert batch is not None
+        batch, installed = transaction(installed, new)
+        assert batch is not None and installed == Installed(new, 1)
         kinds = {m.describe().split()[0] for m in batch.messages}
         assert kinds == {"NEWSETELEM", "DELSETELEM"}, kinds
         sock.apply(batch)
-    nft(fresh, "-f", "-", stdin=render(new))
+    nft(fresh, "-f", "-", stdin=render(versioned(new, 1)))
     assert listing(updated) == listing(fresh)
+
+
+def test_a_full_swap_moves_sets_to_the_other_generation_and_deletes_the_old(netns: str) -> None:
+    one = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
+    two = cluster(server({"ingress": [FROM_A, {"ports": [{"port": 80}]}]})).ruleset("ns/s")
+    installed = None
+    with NftSocket.open(netns_path(netns)) as sock:
+        for desired, generation in ((one, 1), (two, 2), (one, 1)):
+            batch, installed = transaction(installed, desired)
+            assert batch is not None and installed == Installed(desired, generation)
+            sock.apply(batch)
+            names = {o["set"]["name"] for o in listing(netns) if "set" in o}
+            assert names == {f"ingress-net1-0.g{generation}", f"ingress-net1-1.g{generation}"}
+
+
+def test_unknown_state_recreates_the_table_whatever_it_held(netns: str) -> None:
+    """After a restart the daemon does not know what is installed: a leftover set of the same name but another
+    type must not make the update fail (it would keep the old rules in place)."""
+    by_block = cluster(server({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]})).ruleset("ns/s")
+    by_pods = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
+    with NftSocket.open(netns_path(netns)) as sock:
+        sock.apply(transaction(None, by_block)[0])  # type: ignore[arg-type]
+        batch, installed = transaction(None, by_pods)
+        assert batch is not None
+        sock.apply(batch)
+    assert installed == Installed(by_pods, 1)
+    fresh = listing(netns)
+    nft(netns, "flush", "ruleset")
+    nft(netns, "-f", "-", stdin=render(versioned(by_pods, 1)))
+    assert fresh == listing(netns)
 
 
 def test_a_pod_left_without_policy_loses_its_table(netns: str) -> None:
     old = cluster(server({})).ruleset("ns/s")
     gone = cluster().ruleset("ns/s")
+    installed = None
     with NftSocket.open(netns_path(netns)) as sock:
-        for ruleset, applied in ((old, None), (gone, old)):
-            batch = transaction(applied, ruleset)
+        for ruleset in (old, gone):
+            batch, installed = transaction(installed, ruleset)
             assert batch is not None
             sock.apply(batch)
+    assert installed is None
     assert listing(netns) == []
 
 
@@ -135,18 +167,17 @@ def test_a_pod_left_without_policy_loses_its_table(netns: str) -> None:
 @given(world=worlds())
 def test_successive_transactions_leave_exactly_the_desired_ruleset(netns_pair: tuple[str, str], world: World) -> None:
     """One namespace goes through the rulesets of every pod in turn (full swaps, deltas, removals), each applied
-    with ``transaction(previous, next)``; after each step it must equal a fresh load of ``next``."""
+    with ``transaction(installed, next)``; after each step it must equal a fresh load of ``next``."""
     fresh, stepped = netns_pair
     nft(stepped, "flush", "ruleset")
-    applied: PodRuleset | None = None
+    installed: Installed | None = None
     with NftSocket.open(netns_path(stepped)) as sock:
         for ref in sorted(world.pods):
             desired = world.ruleset(ref)
-            batch = transaction(applied, desired)
+            batch, installed = transaction(installed, desired)
             if batch is not None:
                 sock.apply(batch)
-            applied = desired
             nft(fresh, "flush", "ruleset")
-            if desired.enforces:
-                nft(fresh, "-f", "-", stdin=render(desired))
+            if installed is not None:
+                nft(fresh, "-f", "-", stdin=render(versioned(desired, installed.generation)))
             assert listing(stepped) == listing(fresh), ref

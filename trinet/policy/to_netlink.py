@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from typing import NamedTuple
+
+import msgspec
 
 import netlink_nft as nl
 from netlink_nft import Field, PayloadBase
@@ -34,7 +37,7 @@ from trinet.policy.ruleset import (
     Vmap,
 )
 
-__all__ = ["to_netlink", "transaction"]
+__all__ = ["Installed", "to_netlink", "transaction", "versioned"]
 
 TH_SPORT = Field("th sport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = Field("th dport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -158,30 +161,87 @@ def to_netlink(ruleset: PodRuleset) -> nl.Ruleset:
     return nl.Ruleset(table, chains, tuple(sets), rules)
 
 
-def transaction(applied: PodRuleset | None, desired: PodRuleset) -> nl.Batch | None:
-    """The one transaction that turns the ``applied`` ruleset (None: unknown) into ``desired``; None if equal.
+class Installed(NamedTuple):
+    """What a pod's table holds: the compiled ruleset, and the generation that names its sets."""
 
-    Peer churn (``delta`` finds only element changes) gives a batch of element deletions then additions and
-    nothing else; a pod that no longer needs enforcing gets its table destroyed; anything else replaces the
-    table's contents gap-free (``replace_contents``).
+    ruleset: PodRuleset
+    generation: int
+
+
+def versioned(ruleset: PodRuleset, generation: int) -> PodRuleset:
+    """The ruleset with every named set called ``<name>.g<generation>``; chains and verdict maps keep their names.
+
+    Why sets and only sets (each measured with ``tests/kernel/test_policy_atomic.py``): a packet reads the
+    generation once when it enters a base chain and sees the rules of that generation in every chain it jumps to,
+    but a set lookup reads the generation when it happens. A full swap therefore installs new sets under the other
+    generation's names, so an old rule only ever looks up the old set, whose elements stay active until the commit
+    ends. Chains are flushed and refilled in place (consistent by the rule above), and the dispatch maps keep
+    their names: deleting a map deactivates its elements at once (an old rule's lookup would then miss and fall
+    through to accept), and a map entry jumping to a chain created in the same transaction would meet that
+    chain's empty old generation.
     """
-    change = delta(applied, desired)
-    if isinstance(change, NoChange):
-        return None
+    suffix = f".g{generation}"
+
+    def match(m: Match) -> Match:
+        if isinstance(m, Addr | Port | AddrPort) and m.set_name is not None:
+            return msgspec.structs.replace(m, set_name=m.set_name + suffix)
+        return m
+
+    src = ruleset.table
+    chains = tuple(
+        msgspec.structs.replace(
+            c, rules=tuple(msgspec.structs.replace(r, matches=tuple(match(m) for m in r.matches)) for r in c.rules)
+        )
+        for c in src.chains
+    )
+    sets = tuple(msgspec.structs.replace(x, name=x.name + suffix) for x in src.sets)
+    return PodRuleset(msgspec.structs.replace(src, sets=sets, chains=chains))
+
+
+def transaction(applied: Installed | None, desired: PodRuleset) -> tuple[nl.Batch | None, Installed | None]:
+    """The one transaction that turns what is ``applied`` (None: unknown or nothing) into ``desired``, and what is
+    installed afterwards. The batch is None when nothing changes.
+
+    - Peer churn (``delta`` finds only element changes): element deletions then additions in the sets of the
+      installed generation, nothing else. Rules do not change, so any mix of old and new elements that a packet
+      racing the commit sees is allowed by the old or by the new ruleset.
+    - A pod that no longer needs enforcing: its table is destroyed.
+    - Any other change: a full swap in one transaction: chains and maps kept and refilled, the sets created
+      under the other generation's names (``versioned``) and the old generation's sets deleted.
+    - Unknown state (``applied`` None, e.g. after a restart): the table is destroyed and recreated in the same
+      transaction, so leftovers of any earlier definition cannot make the batch fail.
+    """
+    if applied is not None:
+        change = delta(applied.ruleset, desired)
+        if isinstance(change, NoChange):
+            return None, applied
+        if isinstance(change, ElementDelta):
+            return _element_batch(applied.generation, desired, change), Installed(desired, applied.generation)
     table = nl.Table(nl.Family.INET, desired.table.name)
-    batch = nl.Batch()
-    if isinstance(change, ElementDelta):
-        by_name = {s.name: s for s in desired.table.sets}
-        for item in change.changes:
-            model = by_name[item.set_name]
-            target = _set(table, model)
-            if item.removed:
-                batch.delete_elements(target, _elements(model, item.removed))
-            if item.added:
-                batch.add_elements(target, _elements(model, item.added))
-        return batch
     if not desired.enforces:
-        batch.destroy_table(nl.Table(nl.Family.INET, (applied or desired).table.name))
-        return batch
-    current = to_netlink(applied) if applied is not None and applied.enforces else None
-    return nl.replace_contents(to_netlink(desired), current)
+        batch = nl.Batch()
+        batch.destroy_table(table)
+        return batch, None
+    generation = 2 if applied is not None and applied.generation == 1 else 1
+    installed = Installed(desired, generation)
+    new = to_netlink(versioned(desired, generation))
+    if applied is None:
+        batch = nl.Batch()
+        batch.destroy_table(table)
+        return nl.replace_contents(new, into=batch), installed
+    return nl.replace_contents(new, to_netlink(versioned(applied.ruleset, applied.generation))), installed
+
+
+def _element_batch(generation: int, desired: PodRuleset, change: ElementDelta) -> nl.Batch:
+    table = nl.Table(nl.Family.INET, desired.table.name)
+    suffix = f".g{generation}"
+    by_name = {s.name: s for s in desired.table.sets}
+    batch = nl.Batch()
+    for item in change.changes:
+        model = by_name[item.set_name]
+        target = _set(table, msgspec.structs.replace(model, name=model.name + suffix))
+        if item.removed:
+            batch.delete_elements(target, _elements(model, item.removed))
+        if item.added:
+            batch.add_elements(target, _elements(model, item.added))
+    return batch
