@@ -12,7 +12,8 @@ Public API::
     evaluate(ruleset, packet)                           a packet's verdict (tests, debugging)
 
     trinet.policy.to_netlink.to_netlink(ruleset)        the ``netlink_nft`` Ruleset, and
-    trinet.policy.to_netlink.transaction(applied, desired)  the one netlink_nft Batch to apply (None: unchanged)
+    trinet.policy.to_netlink.transaction(installed, desired) -> (Batch | None, Installed | None)
+                                                        the one netlink_nft transaction, and what it installs
                                                         (imported separately: this package does not import
                                                         netlink_nft)
     trinet.policy.oracle.Oracle(...).allowed(...)       the reference evaluator of semantics.md §2.10 (tests)
