@@ -106,12 +106,19 @@ def _port_item_valid(pi: MultiNetworkPolicyPort) -> bool:
     return pi.end_port is None or (1 <= pi.end_port <= 65535 and pi.end_port >= pi.port)
 
 
+def _cidr(text: str) -> _Net:
+    """Go's net.ParseCIDR: exactly ``<address>/<decimal prefix>``, no zone, no mask form, no spaces."""
+    if not re.fullmatch(r"[0-9A-Fa-f.:]+/[0-9]+", text):
+        raise ValueError(text)
+    return ipaddress.ip_network(text, strict=False)
+
+
 def _ip_block_parts(pe: MultiNetworkPolicyPeer) -> tuple[_Net, list[_Net]] | None:
     """(cidr, excepts) when the ipBlock is valid, else None."""
     assert pe.ip_block is not None
     try:
-        cidr = ipaddress.ip_network(pe.ip_block.cidr.strip(), strict=False)
-        excepts = [ipaddress.ip_network(e.strip(), strict=False) for e in pe.ip_block.except_ or []]
+        cidr = _cidr(pe.ip_block.cidr)
+        excepts = [_cidr(e) for e in pe.ip_block.except_ or []]
     except ValueError:
         return None
     for e in excepts:

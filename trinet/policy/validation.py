@@ -68,18 +68,31 @@ def _port_item(item: MultiNetworkPolicyPort, path: str, out: _Findings) -> PortI
     return PortItem(protocol, port, end)
 
 
+def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``address/prefix-length`` exactly as Kubernetes (Go ``net.ParseCIDR``) accepts it; host bits are ignored.
+
+    Python's ``ip_network`` is more lenient: netmask and hostmask forms (``10.0.0.0/0.0.0.0`` is ``0.0.0.0/0``),
+    bare addresses, surrounding whitespace and IPv6 zones. Upstream rejects all of them, so we do too: an ipBlock
+    nobody else would accept must never open traffic.
+    """
+    address, slash, prefix = text.partition("/")
+    if not slash or not prefix.isascii() or not prefix.isdigit() or "%" in address or address != address.strip():
+        raise ValueError(f"{text!r} is not address/prefix-length")
+    return ipaddress.ip_network((ipaddress.ip_address(address), int(prefix)), strict=False)
+
+
 def _ip_block(block: IPBlock, path: str, out: _Findings) -> IPBlockPeer | None:
     try:
-        cidr = ipaddress.ip_network(block.cidr.strip(), strict=False)
+        cidr = parse_cidr(block.cidr)
     except ValueError:
-        out.errors.append(f"{path}.cidr: {block.cidr!r} is not a valid CIDR")
+        out.errors.append(f"{path}.cidr: {block.cidr!r} is not a valid CIDR (address/prefix-length)")
         return None
     excepts = []
     for i, text in enumerate(block.except_ or ()):
         try:
-            exc = ipaddress.ip_network(text.strip(), strict=False)
+            exc = parse_cidr(text)
         except ValueError:
-            out.errors.append(f"{path}.except[{i}]: {text!r} is not a valid CIDR")
+            out.errors.append(f"{path}.except[{i}]: {text!r} is not a valid CIDR (address/prefix-length)")
             return None
         if exc.version != cidr.version or exc.network_address not in cidr or exc.broadcast_address not in cidr:
             out.errors.append(f"{path}.except[{i}]: {text} is not inside cidr {block.cidr}")

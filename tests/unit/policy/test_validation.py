@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.policy.builders import policy
+from tests.unit.policy.builders import World, nad, pod, policy
 from trinet.policy import validate_policy
 from trinet.policy.model import Direction, IPBlockPeer, PortItem, SelectorPeer
 
@@ -117,7 +117,10 @@ def test_2_9_lower_case_protocol_is_accepted_with_a_warning() -> None:
             {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}},
             "spec.egress[0].to[0]: may not specify both ipBlock and another peer",
         ),
-        ({"ipBlock": {"cidr": "10.0.0.0/33"}}, "spec.egress[0].to[0].ipBlock.cidr: '10.0.0.0/33' is not a valid CIDR"),
+        (
+            {"ipBlock": {"cidr": "10.0.0.0/33"}},
+            "spec.egress[0].to[0].ipBlock.cidr: '10.0.0.0/33' is not a valid CIDR (address/prefix-length)",
+        ),
         (
             {"ipBlock": {"cidr": "10.1.0.0/16", "except": ["10.0.0.0/8"]}},
             "spec.egress[0].to[0].ipBlock.except[0]: 10.0.0.0/8 is not inside cidr 10.1.0.0/16",
@@ -132,7 +135,7 @@ def test_2_9_lower_case_protocol_is_accepted_with_a_warning() -> None:
         ),
         (
             {"ipBlock": {"cidr": "10.1.0.0/16", "except": ["nope"]}},
-            "spec.egress[0].to[0].ipBlock.except[0]: 'nope' is not a valid CIDR",
+            "spec.egress[0].to[0].ipBlock.except[0]: 'nope' is not a valid CIDR (address/prefix-length)",
         ),
     ],
 )
@@ -142,6 +145,19 @@ def test_2_9_peers_and_ip_blocks(peer: dict[str, Any], message: str) -> None:
     assert effective.egress[0].peers is not None
     assert [type(p) for p in effective.egress[0].peers] == [SelectorPeer]
     assert effective.isolates == set(Direction)
+
+
+@pytest.mark.parametrize(
+    "cidr", ["10.0.0.0/0.0.0.0", "10.0.0.0/255.0.0.0", "10.0.0.2", " 10.0.0.0/8", "10.0.0.0/8\t", "fe80::%eth0/64"]
+)
+def test_2_9_ip_block_cidr_is_parsed_as_upstream_does(cidr: str) -> None:
+    """Forms Python's ipaddress accepts but Go's net.ParseCIDR rejects: the peer is dropped, nothing opens."""
+    p = policy("ns/p", {"ingress": [{"from": [{"ipBlock": {"cidr": cidr}}]}]})
+    assert validate_policy(p).errors == (f"spec.ingress[0].from[0].ipBlock.cidr: {cidr!r} is not a valid CIDR "
+                                         "(address/prefix-length)",)  # fmt: skip
+    world = World([pod("ns/s", {}, [("ns/net1", "net1", ["10.1.0.1"])])], [p], nads=[nad("ns/net1")])
+    assert not world.allowed("10.0.0.2", "ns/s")
+    assert not world.allowed("192.168.7.7", "ns/s")
 
 
 def test_2_9_a_rule_whose_items_are_all_invalid_matches_nothing() -> None:
