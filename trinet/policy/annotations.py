@@ -20,6 +20,7 @@ __all__ = [
     "POLICY_FOR_ANNOTATION",
     "NetworkSelection",
     "NetworkStatusEntry",
+    "is_interface_name",
     "nad_cni_type",
     "normalize_ref",
     "parse_ip",
@@ -67,6 +68,14 @@ class _RawStatus(msgspec.Struct):
     interface: str = ""
     ips: list[str] | None = None
     default: bool = False
+
+
+def is_interface_name(name: str) -> bool:
+    """A name Linux accepts for a network interface (``dev_valid_name``): 1-15 bytes, not ``.`` or ``..``, no
+    ``/``, ``:`` or whitespace. nftables stores at most 15 bytes and reads a trailing ``*`` as a wildcard, so a
+    name that fails this can never be matched exactly."""
+    size = len(name.encode())
+    return 0 < size < 16 and name not in (".", "..") and not any(c in "/:" or c.isspace() for c in name)
 
 
 def normalize_ref(ref: str, default_namespace: str) -> str:

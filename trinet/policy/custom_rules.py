@@ -27,6 +27,7 @@ import re
 
 import msgspec
 
+from trinet.policy.annotations import is_interface_name
 from trinet.policy.compile import CustomRules
 from trinet.policy.ipblock import Interval, merge, network_interval
 from trinet.policy.ruleset import (
@@ -189,7 +190,13 @@ def _match(line: _Line, keyword: str) -> list[Match]:
         raw = line.values("a quoted interface name")
         if not all(len(v) >= 2 and v[0] == v[-1] == '"' for v in raw):
             raise _Bad(f"{keyword} needs quoted names, found {' '.join(raw)}")
-        return [IfName(if_field, tuple(sorted({v[1:-1] for v in raw})), negate)]
+        ifnames = sorted({v[1:-1] for v in raw})
+        for name in ifnames:
+            if "*" in name:
+                raise _Bad(f"{keyword} wildcards are not supported, found {name!r}")
+            if not is_interface_name(name):
+                raise _Bad(f"{keyword} {name!r} is not a valid interface name (1-15 bytes, no '/', ':' or spaces)")
+        return [IfName(if_field, tuple(ifnames), negate)]
     if keyword == "ct":
         if (token := line.take("state")) != "state":
             raise _Bad(f"only 'ct state' is supported, found 'ct {token}'")

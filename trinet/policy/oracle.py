@@ -182,11 +182,14 @@ class Oracle:
         for e in entries if isinstance(entries, list) else []:
             if not isinstance(e, dict) or e.get("default"):
                 continue
+            iface = str(e.get("interface", ""))
+            if iface and (len(iface.encode()) > 15 or iface in (".", "..") or re.search(r"[/:\s]", iface)):
+                continue  # no Linux interface can have this name (DECISIONS.md 4)
             name = str(e.get("name", "")).strip()
             if "/" not in name:
                 name = pod.metadata.namespace + "/" + name
             addrs = [ipaddress.ip_address(str(ip).split("/")[0].strip()) for ip in e.get("ips") or []]
-            out.append((name, str(e.get("interface", "")), addrs))
+            out.append((name, iface, addrs))
         return out
 
     def ips(self, endpoint: Endpoint, network: str, family: int) -> list[_IP]:

@@ -14,6 +14,7 @@ import msgspec
 from trinet.policy.annotations import (
     NETWORK_STATUS_ANNOTATION,
     NETWORKS_ANNOTATION,
+    is_interface_name,
     nad_cni_type,
     parse_network_status,
     parse_networks,
@@ -74,6 +75,9 @@ def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
     attachments: list[Attachment] = []
     for entry in entries:
         if entry.default:
+            continue
+        if entry.interface and not is_interface_name(entry.interface):
+            problems.append(f"network-status: {entry.interface!r} is not a valid interface name; entry ignored")
             continue
         if "/" in entry.name:
             network = entry.name.strip()

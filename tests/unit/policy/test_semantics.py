@@ -94,9 +94,9 @@ def test_2_1_3_only_interfaces_on_policy_for_networks_are_policed() -> None:
 
 
 def test_2_1_3_interface_names_nft_cannot_take_bare_get_collision_free_chain_names() -> None:
-    pods = [pod("ns/s", {"app": "s"}, [("ns/net1", "nét:1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, net1(2))]
+    pods = [pod("ns/s", {"app": "s"}, [("ns/net1", "nét1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, net1(2))]
     w = cluster(server({"ingress": [FROM_A]}), pods=pods)
-    assert [c.name for c in w.ruleset("ns/s").table.chains] == ["input", "output", "ingress/x6ec3a9743a31"]
+    assert [c.name for c in w.ruleset("ns/s").table.chains] == ["input", "output", "ingress/x6ec3a97431"]
     assert w.allowed("ns/a", "ns/s") and not w.allowed("10.1.0.9", "ns/s")
 
 
@@ -617,3 +617,16 @@ def test_2_8_45_accept_icmp_and_icmpv6_options() -> None:
         assert evaluate(w.ruleset("ns/s"), p) == "accept"
     tcp = Packet(hook="input", ifname="net1", family=4, saddr=1, daddr=2, protocol=6, sport=1, dport=80)
     assert evaluate(w.ruleset("ns/s"), tcp) == "drop"
+
+
+@pytest.mark.parametrize("ifname", ["abcdefghijklmnop", "ñññññññññ", "a/b", "net 1", ""])
+def test_2_1_3_status_entries_with_impossible_interface_names_are_ignored_and_reported(ifname: str) -> None:
+    """Linux cannot have such an interface (nor nft match it exactly): the entry is dropped and reported, and the
+    pod's other interfaces are still compiled into a ruleset that encodes."""
+    s = pod("ns/s", {"app": "s"}, [("ns/net1", ifname, ["10.1.0.9"]), ("ns/net1", "net1", ["10.1.0.1"])])
+    w = cluster(server({"ingress": [FROM_A]}), pods=[s, pod("ns/a", {"app": "a"}, net1(2))])
+    ruleset = w.ruleset("ns/s")
+    assert [c.name for c in ruleset.table.chains if c.hook is None] == ["ingress-net1"]
+    info = w.snapshot.info(w.pods["ns/s"])
+    if ifname:
+        assert any(repr(ifname) in problem for problem in info.problems), info.problems
