@@ -214,12 +214,17 @@ def between(field: Field, low: Value, high: Value, *, negate: bool = False) -> M
 
 
 def _loads(fields: tuple[Field, ...]) -> tuple[tuple[Expr, ...], tuple[Guard, ...]]:
-    """Load fields into consecutive registers the way nft lays out a concatenation (reg 1, then 32-bit regs)."""
+    """Load fields into consecutive registers the way nft lays out a concatenation.
+
+    Fields start at 32-bit word offsets from reg 1; a word that begins a 128-bit register is named by its 128-bit
+    number (NFT_REG_1..4), any other by its 32-bit one (NFT_REG32_xx), as nft sends and the kernel dumps them.
+    """
     exprs: list[Expr] = []
     guards: list[Guard] = []
     offset = 0
-    for index, field in enumerate(fields):
-        exprs.append(field.load(NFT_REG_1 if index == 0 else NFT_REG32_00 + offset // 4))
+    for field in fields:
+        word = offset // 4
+        exprs.append(field.load(NFT_REG_1 + word // 4 if word % 4 == 0 else NFT_REG32_00 + word))
         offset += padded(field.dtype.length)
         guards.extend(g for g in field.guards if g not in guards)
     nfproto = [g for g in guards if g.key == MetaKey.NFPROTO]

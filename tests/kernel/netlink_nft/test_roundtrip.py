@@ -17,6 +17,7 @@ from netlink_nft import (
     IFNAME,
     IIFNAME,
     INET_SERVICE,
+    IP6_DADDR,
     IP6_SADDR,
     IP_DADDR,
     IP_SADDR,
@@ -266,14 +267,25 @@ def concatenation_without_intervals() -> tuple[str, Ruleset]:
     text = """
     table inet t {
         set pairs { type ipv4_addr . inet_service; elements = { 10.2.0.1 . 443, 10.2.0.2 . 80 } }
+        set pairs6 { type ipv6_addr . inet_service; elements = { 2001:db8::1 . 443 } }
         chain input { type filter hook input priority 0; policy accept;
             ip daddr . tcp dport @pairs accept
+            ip6 daddr . tcp dport @pairs6 accept
         }
     }"""
     pairs = Set(
         T, "pairs", (IPV4_ADDR, INET_SERVICE), elements=(SetElement(("10.2.0.1", 443)), SetElement(("10.2.0.2", 80)))
     )
-    return text, Ruleset(T, (INPUT,), (pairs,), (rule(T, "input", in_set((IP_DADDR, TCP_DPORT), "pairs"), ACCEPT),))
+    pairs6 = Set(T, "pairs6", (IPV6_ADDR, INET_SERVICE), elements=(SetElement(("2001:db8::1", 443)),))
+    return text, Ruleset(
+        T,
+        (INPUT,),
+        (pairs, pairs6),
+        (
+            rule(T, "input", in_set((IP_DADDR, TCP_DPORT), "pairs"), ACCEPT),
+            rule(T, "input", in_set((IP6_DADDR, TCP_DPORT), "pairs6"), ACCEPT),
+        ),
+    )
 
 
 def ip_family_table() -> tuple[str, Ruleset]:
