@@ -3,8 +3,8 @@ pod's ruleset is swapped back and forth with ``transaction()``; not one packet m
 
 The two rulesets reuse nothing but names: adding policy ``ns/pa`` (sorted before ``ns/pb``) shifts which set each
 rule's name refers to. With stable set names a packet racing the commit met an old rule with a new set's contents
-and leaked (209 of 576,400 packets in one run); versioned set names (``.g1``/``.g2``) close that. Bounded by the flood's duration,
-judged by counts, not by time.
+and leaked (209 of 576,400 packets in one run); versioned set names (``.g1``/``.g2``) close that.
+Bounded by the flood's duration, judged by counts, not by time.
 """
 
 from __future__ import annotations
