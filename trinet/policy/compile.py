@@ -274,10 +274,10 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
     subject = snapshot.info(pod)
     if not subject.is_subject:
         return empty_ruleset(options)
-    policed: dict[str, Attachment] = {}
+    policed: dict[str, list[Attachment]] = {}
     for att in sorted(subject.attachments, key=lambda a: a.ifname):
         if att.ifname and att.cni_type in options.network_plugins:
-            policed.setdefault(att.ifname, att)
+            policed.setdefault(att.ifname, []).append(att)
     if not policed:
         return empty_ruleset(options)
     policies = [
@@ -288,17 +288,23 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
     sets: list[Set] = []
     chains: list[Chain] = []
     dispatch: dict[Direction, list[tuple[str, str]]] = {Direction.INGRESS: [], Direction.EGRESS: []}
-    for ifname, att in policed.items():
+    for ifname, atts in policed.items():
+        # One interface reported on several networks (a contradictory network-status) is isolated wherever any of
+        # its networks is, and allows nothing but the preamble: we cannot tell whose peers it should admit.
+        networks = {a.network for a in atts}
+        contradictory = len(networks) > 1
         for direction in Direction:
-            isolating = [p for p in policies if att.network in p.networks and direction in p.isolates]
+            isolating = [p for p in policies if networks & p.networks and direction in p.isolates]
             if not isolating:
                 continue
             name = _chain_name(direction, ifname)
             builder = _ChainBuilder(name, sets)
             rules = _preamble(options, direction)
-            for policy in isolating:
+            for policy in () if contradictory else isolating:
                 for index, rule in enumerate(policy.rules(direction)):
-                    rules.extend(_rule_rules(snapshot, subject, policy, direction, index, rule, att.network, builder))
+                    rules.extend(
+                        _rule_rules(snapshot, subject, policy, direction, index, rule, atts[0].network, builder)
+                    )
             rules.append(Rule((), Drop()))
             chains.append(Chain(name, tuple(rules)))
             dispatch[direction].append((ifname, name))

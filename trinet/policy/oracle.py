@@ -209,6 +209,13 @@ class Oracle:
             for n, ifname, _ in self.interfaces(endpoint)
         )
 
+    def other_networks(self, pod: Pod, network: str) -> set[str]:
+        """Other networks that network-status reports for the interface the pod has on ``network``: a
+        contradictory status, whose interface allows nothing wherever a policy isolates it (DECISIONS.md 4)."""
+        entries = [(n, i) for n, i, _ in self.interfaces(pod) if i and self.nad_type.get(n) in self.plugins]
+        ifaces = {i for n, i in entries if n == network}
+        return {n for n, i in entries if i in ifaces and n != network}
+
     # -- policies ----------------------------------------------------------------------------------------------
 
     def networks(self, p: MultiNetworkPolicy) -> set[str]:
@@ -247,12 +254,15 @@ class Oracle:
     def allowed(self, src: Endpoint, dst: Endpoint, protocol: str, port: int | None, family: int, network: str) -> bool:
         eg_ok = True
         if not isinstance(src, str) and self.policed_on(src, network):
+            on = {network} | self.other_networks(src, network)
             e = [
                 p
                 for p in self.policies
-                if self.selects(p, src) and network in self.networks(p) and "Egress" in self.types(p)[0]
+                if self.selects(p, src) and on & self.networks(p) and "Egress" in self.types(p)[0]
             ]
-            if e:
+            if e and len(on) > 1:
+                eg_ok = False
+            elif e:
                 eg_ok = any(
                     self.rule_matches(r.ports, r.to, p, dst, dst, protocol, port, family, network)
                     for p in e
@@ -261,12 +271,15 @@ class Oracle:
                 )
         in_ok = True
         if not isinstance(dst, str) and self.policed_on(dst, network):
+            on = {network} | self.other_networks(dst, network)
             i = [
                 p
                 for p in self.policies
-                if self.selects(p, dst) and network in self.networks(p) and "Ingress" in self.types(p)[0]
+                if self.selects(p, dst) and on & self.networks(p) and "Ingress" in self.types(p)[0]
             ]
-            if i:
+            if i and len(on) > 1:
+                in_ok = False
+            elif i:
                 in_ok = any(
                     self.rule_matches(r.ports, r.from_, p, src, dst, protocol, port, family, network)
                     for p in i

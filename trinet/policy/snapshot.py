@@ -88,6 +88,16 @@ def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
         v4 = tuple(value for version, value in entry.addresses if version == 4)
         v6 = tuple(value for version, value in entry.addresses if version == 6)
         attachments.append(Attachment(entry.interface, network, nad_types.get(network), v4, v6))
+    by_ifname: dict[str, set[str]] = defaultdict(set)
+    for att in attachments:
+        if att.ifname:
+            by_ifname[att.ifname].add(att.network)
+    problems += [
+        f"network-status: interface {ifname!r} is reported on several networks ({', '.join(sorted(networks))}); "
+        "wherever a policy applies it is isolated with no allow rules"
+        for ifname, networks in sorted(by_ifname.items())
+        if len(networks) > 1
+    ]
     ports = tuple(
         sorted(
             (p.name, p.protocol, p.container_port)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.unit.policy.builders import World, nad, namespace, pod, policy
 from trinet.policy import CompileOptions, Packet, evaluate
-from trinet.policy.ruleset import CtState
+from trinet.policy.ruleset import CtState, Drop
 
 NADS = [nad("ns/net1"), nad("ns/net2"), nad("x/net1"), nad("ns/vlan", "ipvlan")]
 
@@ -630,3 +630,19 @@ def test_2_1_3_status_entries_with_impossible_interface_names_are_ignored_and_re
     info = w.snapshot.info(w.pods["ns/s"])
     if ifname:
         assert any(repr(ifname) in problem for problem in info.problems), info.problems
+
+
+def test_2_1_3_an_interface_reported_on_two_networks_is_isolated_with_no_allows() -> None:
+    """A contradictory network-status (one interface name on ns/net2 and on ns/net1) must not leave the interface
+    open because its first entry is on an unpoliced network (DECISIONS.md 4): fail closed, and report it."""
+    contradictory = [("ns/net2", "net1", ["10.2.0.1"]), ("ns/net1", "net1", ["10.1.0.1"])]
+    pods = [pod("ns/s", {"app": "s"}, contradictory), pod("ns/a", {"app": "a"}, net1(2))]
+    nads = [nad("ns/net1"), nad("ns/net2")]
+    w = World(pods, [server({"ingress": [FROM_A]})], nads=nads)
+    assert not w.allowed("ns/a", "ns/s", network="ns/net1")  # FROM_A would allow it on a sane interface
+    chain = next(c for c in w.ruleset("ns/s").table.chains if c.name == "ingress-net1")
+    assert chain.rules[-1].verdict == Drop()
+    assert not any(r.comment for r in chain.rules)  # no policy rule, only the preamble and the drop
+    assert any("reported on several networks" in p for p in w.snapshot.info(w.pods["ns/s"]).problems)
+    open_world = World(pods, [], nads=nads)
+    assert open_world.allowed("ns/a", "ns/s", network="ns/net1")  # no policy: nothing to isolate
