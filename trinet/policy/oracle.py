@@ -187,10 +187,34 @@ class Oracle:
                 continue  # no Linux interface can have this name (DECISIONS.md 4)
             name = str(e.get("name", "")).strip()
             if "/" not in name:
-                name = pod.metadata.namespace + "/" + name
+                name = self.requested_namespace(pod, name, iface) + "/" + name
             addrs = [ipaddress.ip_address(str(ip).split("/")[0].strip()) for ip in e.get("ips") or []]
             out.append((name, iface, addrs))
         return out
+
+    @staticmethod
+    def requested_namespace(pod: Pod, name: str, iface: str) -> str:
+        """The namespace of a bare network-status name: that of the pod's ``networks`` item with this name (and
+        this interface, when the item names one), else the pod's own (DECISIONS.md 3)."""
+        raw = pod.metadata.annotations.get("k8s.v1.cni.cncf.io/networks", "").strip()
+        items: list[tuple[str, str, str | None]] = []  # (namespace, name, interface)
+        if any(c in raw for c in '[{"'):
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                decoded = []
+            for d in decoded if isinstance(decoded, list) else []:
+                if isinstance(d, dict):
+                    items.append((str(d.get("namespace") or ""), str(d.get("name", "")), d.get("interface")))
+        else:
+            for item in filter(None, (t.strip() for t in raw.split(","))):
+                ref, _, wanted = item.partition("@")
+                ns, _, bare = ref.rpartition("/")
+                items.append((ns, bare, wanted or None))
+        for ns, bare, requested in items:
+            if bare == name and requested in (None, iface):
+                return ns or pod.metadata.namespace
+        return pod.metadata.namespace
 
     def ips(self, endpoint: Endpoint, network: str, family: int) -> list[_IP]:
         if isinstance(endpoint, str):

@@ -135,16 +135,26 @@ class World:
         endpoint = self.endpoint(ref)
         if isinstance(endpoint, str):
             return ipaddress.ip_address(endpoint).version == family
-        return _address(endpoint, network, family) is not None
+        return self._address(endpoint, network, family) is not None
 
     def endpoint(self, ref: str) -> Pod | str:
         return self.pods.get(ref) or ref
+
+    # Endpoints are addressed through the oracle's reading of network-status (independent of compile()).
+    def _ifname(self, p: Pod, network: str) -> str | None:
+        return next((i for n, i, _ in self.oracle.interfaces(p) if n == network), None)
+
+    def _address(self, endpoint: Pod | str, network: str, family: int) -> int | None:
+        if isinstance(endpoint, str):
+            return int(ipaddress.ip_address(endpoint))
+        found = self.oracle.ips(endpoint, network, family)
+        return int(found[0]) if found else None
 
     def compiled(
         self, src: str, dst: str, protocol: str, port: int | None, family: int, network: str, icmp_type: int = 8
     ) -> bool:
         s, d = self.endpoint(src), self.endpoint(dst)
-        saddr, dst_ip = _address(s, network, family), _address(d, network, family)
+        saddr, dst_ip = self._address(s, network, family), self._address(d, network, family)
         assert saddr is not None and dst_ip is not None, f"{src} -> {dst}: no v{family} address on {network}"
         number = PROTO[protocol] if not (protocol == "ICMP" and family == 6) else 58
         fam: Literal[4, 6] = 4 if family == 4 else 6
@@ -152,7 +162,7 @@ class World:
         for endpoint, hook in ((s, "output"), (d, "input")):
             if isinstance(endpoint, str):
                 continue
-            ifname = _ifname(endpoint, network)
+            ifname = self._ifname(endpoint, network)
             if ifname is None:
                 continue
             packet = Packet(
@@ -183,30 +193,3 @@ class World:
         want = self.oracle.allowed(self.endpoint(src), self.endpoint(dst), protocol, port, family, network)
         assert got == want, f"compiled {got} but oracle {want}: {src}->{dst} {protocol}/{port} v{family} on {network}"
         return got
-
-
-def _status(p: Pod) -> list[dict[str, Any]]:
-    return json.loads(p.metadata.annotations.get("k8s.v1.cni.cncf.io/network-status", "[]"))  # type: ignore[no-any-return]
-
-
-def _normal(name: str, p: Pod) -> str:
-    return name if "/" in name else f"{p.metadata.namespace}/{name}"
-
-
-def _ifname(p: Pod, network: str) -> str | None:
-    for e in _status(p):
-        if not e.get("default") and _normal(e["name"], p) == network:
-            return str(e["interface"])
-    return None
-
-
-def _address(endpoint: Pod | str, network: str, family: int) -> int | None:
-    if isinstance(endpoint, str):
-        return int(ipaddress.ip_address(endpoint))
-    for e in _status(endpoint):
-        if not e.get("default") and _normal(e["name"], endpoint) == network:
-            for ip in e.get("ips", []):
-                a = ipaddress.ip_interface(ip).ip
-                if a.version == family:
-                    return int(a)
-    return None

@@ -554,6 +554,10 @@ def test_2_6_38_bare_status_name_takes_its_namespace_from_the_networks_annotatio
     ]
     w = cluster(policy("x/p", {"podSelector": {}}, "ns/net1"), pods=pods)
     assert w.ruleset("x/s").enforces
+    assert not w.allowed("ns/a", "x/s", network="ns/net1")  # the oracle reads the status name the same way
+    elsewhere = cluster(policy("x/p", {"podSelector": {}}, "x/net1"), pods=pods)
+    assert not elsewhere.ruleset("x/s").enforces
+    assert elsewhere.allowed("ns/a", "x/s", network="ns/net1")
 
 
 def test_2_6_39_policy_for_may_list_nads_of_other_namespaces() -> None:
