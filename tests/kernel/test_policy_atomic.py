@@ -9,29 +9,13 @@ Bounded by the flood's duration, judged by counts, not by time.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-
 from netlink_nft import NftSocket
-from tests.support.netns import netns_path, run_in_netns, veth_pair
+from tests.support.netns import netns_path, veth_pair
+from tests.support.traffic import flood_while
 from tests.unit.policy.builders import World, nad, pod, policy
 from trinet.policy.to_netlink import transaction
 
 PORT = 9999
-FLOOD = """
-import socket, sys, time
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end, sent = time.monotonic() + float(sys.argv[1]), 0
-while time.monotonic() < end:
-    for _ in range(200):
-        try:
-            sock.sendto(b"x", ("10.1.0.1", int(sys.argv[2])))
-        except OSError:
-            pass
-    sent += 200
-print(sent)
-"""
 PODS = [
     pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])]),
     pod("ns/a", {"app": "a"}, [("ns/net1", "net1", ["10.1.0.2"])]),
@@ -58,37 +42,20 @@ def test_swapping_rulesets_never_lets_a_blocked_packet_through(netns_pair: tuple
     assert rulesets[0].table.sets[0].elements != rulesets[1].table.sets[0].elements  # same name, other content
 
     subject, client = netns_pair
-    with veth_pair(subject, client, ("10.1.0.1/24",), ("10.1.0.2/24",), name_a="net1", name_b="net1"):
-        receiver = run_in_netns(subject, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
-        with receiver, NftSocket.open(netns_path(subject)) as sock:
-            receiver.bind(("10.1.0.1", PORT))
-            receiver.setblocking(False)
-            batch, installed = transaction(None, rulesets[0])
+    with (
+        veth_pair(subject, client, ("10.1.0.1/24",), ("10.1.0.2/24",), name_a="net1", name_b="net1"),
+        NftSocket.open(netns_path(subject)) as sock,
+    ):
+        batch, installed = transaction(None, rulesets[0])
+        assert batch is not None
+        sock.apply(batch)
+
+        def swap(i: int) -> None:
+            nonlocal installed
+            batch, installed = transaction(installed, rulesets[(i + 1) % 2])
             assert batch is not None
             sock.apply(batch)
-            flood = subprocess.Popen(
-                ["ip", "netns", "exec", client, sys.executable, "-c", FLOOD, "3", str(PORT)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            swaps = leaked = 0
-            while flood.poll() is None:
-                batch, installed = transaction(installed, rulesets[(swaps + 1) % 2])
-                assert batch is not None
-                sock.apply(batch)
-                swaps += 1
-                leaked += _drain(receiver)
-            sent = int(flood.communicate()[0])
-            leaked += _drain(receiver)
+
+        sent, swaps, leaked = flood_while(client, subject, "10.1.0.1", PORT, 3.0, swap)
     assert sent > 10_000 and swaps > 100, (sent, swaps)
     assert leaked == 0, f"{leaked} of {sent} packets leaked during {swaps} swaps"
-
-
-def _drain(receiver: socket.socket) -> int:
-    count = 0
-    try:
-        while receiver.recv(16):
-            count += 1
-    except BlockingIOError:
-        pass
-    return count

@@ -6,11 +6,11 @@ except, concatenations, several interfaces).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
+from tests.support.nft import nft
 from tests.unit.policy.builders import World
 from tests.unit.policy.test_golden import stacked_multinet
 from tests.unit.policy.test_property_oracle import worlds
@@ -19,14 +19,6 @@ from trinet.policy.custom_rules import CustomRuleFile, build_custom_rules
 from trinet.policy.render import render
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "policy"
-
-
-def nft(netns: str, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["ip", "netns", "exec", netns, "nft", *args], input=stdin, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, f"nft {' '.join(args)} failed: {proc.stderr}\n--- input ---\n{stdin}"
-    return proc.stdout
 
 
 def load(netns: str, text: str) -> None:

@@ -4,7 +4,6 @@ that ``nft -f render(...)`` gives: the mapping is one-to-one (golden scenarios a
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -12,20 +11,13 @@ from hypothesis import HealthCheck, given, settings
 
 from netlink_nft import NftSocket, replace_contents
 from tests.support.netns import netns_path
+from tests.support.nft import nft
 from tests.unit.policy.builders import World, pod
 from tests.unit.policy.test_golden import SCENARIOS, stacked_multinet
 from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import CompileOptions, CustomRuleFile, PodRuleset, build_custom_rules, render
 from trinet.policy.to_netlink import Installed, to_netlink, transaction, versioned
-
-
-def nft(netns: str, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["ip", "netns", "exec", netns, "nft", *args], input=stdin, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, f"nft {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
 
 
 def _strip(node: Any) -> Any:

@@ -16,6 +16,8 @@ import os
 import select
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -152,3 +154,54 @@ def sctp_delivered(
             return struct.unpack("!H", sctp[2:4])[0] == port
 
         return _drain(server, count, timeout, to_port)
+
+
+_FLOOD = """
+import socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end, sent, target = time.monotonic() + float(sys.argv[1]), 0, (sys.argv[2], int(sys.argv[3]))
+while time.monotonic() < end:
+    for _ in range(200):
+        try:
+            sock.sendto(b"x", target)
+        except OSError:
+            pass
+    sent += 200
+print(sent)
+"""
+
+
+def flood_while(
+    sender_ns: str, receiver_ns: str, addr: str, port: int, seconds: float, update: Callable[[int], None]
+) -> tuple[int, int, int]:
+    """Flood UDP from `sender_ns` to `addr:port` (received in `receiver_ns`) for `seconds`, calling `update(i)`
+    back to back until the flood ends: (packets sent, updates, packets that arrived). Bounded by `seconds`."""
+    receiver = run_in_netns(receiver_ns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
+    with receiver:
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        receiver.bind((addr, port))
+        receiver.setblocking(False)
+        flood = subprocess.Popen(
+            ["ip", "netns", "exec", sender_ns, sys.executable, "-c", _FLOOD, str(seconds), addr, str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        updates = arrived = 0
+        while flood.poll() is None:
+            update(updates)
+            updates += 1
+            arrived += _count_queued(receiver)
+        sent = int(flood.communicate()[0])
+        arrived += _count_queued(receiver)
+    return sent, updates, arrived
+
+
+def _count_queued(receiver: socket.socket) -> int:
+    """Datagrams already queued on a non-blocking socket."""
+    count = 0
+    try:
+        while receiver.recv(16):
+            count += 1
+    except BlockingIOError:
+        pass
+    return count

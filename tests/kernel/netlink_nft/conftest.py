@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,16 +10,7 @@ import pytest
 
 from netlink_nft import NftSocket
 from tests.support.netns import netns_path
-
-
-def nft(netns: str, *args: str, stdin: str | None = None) -> str:
-    """Run the `nft` binary (test oracle only) inside the namespace; raise with its stderr on failure."""
-    proc = subprocess.run(
-        ["ip", "netns", "exec", netns, "nft", *args], input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
+from tests.support.nft import nft
 
 
 def _strip_handles(node: Any) -> Any:

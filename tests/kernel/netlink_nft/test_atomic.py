@@ -7,9 +7,6 @@ Bounded by the flood's duration and judged by counts (packets sent, replacements
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 
 from netlink_nft import (
@@ -32,20 +29,10 @@ from netlink_nft import (
     replace_contents,
     rule,
 )
-from tests.support.netns import run_in_netns
+from tests.support import traffic
 
 T = Table(Family.INET, "t")
 PORT = 9999
-FLOOD = """
-import socket, sys, time
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end, sent = time.monotonic() + float(sys.argv[1]), 0
-while time.monotonic() < end:
-    for _ in range(200):
-        sock.sendto(b"x", ("127.0.0.1", int(sys.argv[2])))
-    sent += 200
-print(sent)
-"""
 
 
 def generation(n: int) -> Ruleset:
@@ -60,29 +47,8 @@ def generation(n: int) -> Ruleset:
 
 
 def flood_while(netns: str, seconds: float, update: Callable[[int], None]) -> tuple[int, int, int]:
-    """Run the flood for `seconds`, calling `update(i)` until it ends: (packets sent, updates, packets leaked)."""
-    receiver = run_in_netns(netns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
-    with receiver:
-        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        receiver.bind(("127.0.0.1", PORT))
-        flood = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", FLOOD, str(seconds), str(PORT)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        updates = 0
-        while flood.poll() is None:
-            update(updates)
-            updates += 1
-        sent = int(flood.communicate()[0])
-        leaked = 0
-        receiver.setblocking(False)
-        try:
-            while receiver.recv(16):
-                leaked += 1
-        except BlockingIOError:
-            pass
-    return sent, updates, leaked
+    """The flood on loopback inside `netns`: (packets sent, updates, packets leaked)."""
+    return traffic.flood_while(netns, netns, "127.0.0.1", PORT, seconds, update)
 
 
 def test_recommended_transaction_leaks_nothing(netns: str, nft_sock: NftSocket) -> None:
