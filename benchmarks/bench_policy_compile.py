@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from synthetic import synthetic_cluster
 
 from netlink_nft import replace_contents
+from trinet.objects import Pod
 from trinet.policy import Snapshot, compile, render
 from trinet.policy.ruleset import PodRuleset
 from trinet.policy.to_netlink import to_netlink
-from trinet.policy.types import Pod
 
 SIZES = [  # pods, namespaces, policies, peers per rule, networks, nodes
     (100, 5, 10, 3, 2, 2),

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
+from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
 
 __all__ = ["Cluster", "synthetic_cluster"]
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.netns import throwaway_netns
 
+if TYPE_CHECKING:
+    from e2e.controlplane import Credentials
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
-_GROUP_BY_DIR = {"kernel": "kernel", "api": "api", "e2e": "kernel"}
+# tests/<dir>/... gets the marker; kube, daemon and deploy tests need the real API server (daemon tests the kernel too)
+_GROUP_BY_DIR = {"kernel": "kernel", "api": "api", "kube": "api", "daemon": "api", "deploy": "api", "e2e": "kernel"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,3 +62,18 @@ def netns_pair() -> Iterator[tuple[str, str]]:
     require_root_and_nftables()
     with throwaway_netns() as a, throwaway_netns() as b:
         yield a, b
+
+
+@pytest.fixture(scope="session")
+def control_plane(pytestconfig: pytest.Config) -> Iterator[Credentials]:
+    """URL, CA file, admin token and the deploy/ ServiceAccount token of a control plane started for this run."""
+    from e2e.controlplane import ControlPlane, build_binaries  # noqa: PLC0415 (the CI-skip pytester test copies this file alone)
+
+    if shutil.which("go") is None or shutil.which("openssl") is None:
+        pytest.skip("the test control plane needs go and openssl")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # show build progress: a cold build takes minutes
+        bin_dir = build_binaries(progress=sys.stderr)
+    with ControlPlane(bin_dir) as cp:
+        assert cp.credentials is not None
+        yield cp.credentials

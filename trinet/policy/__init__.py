@@ -2,7 +2,7 @@
 
 Public API::
 
-    Snapshot(pods, namespaces, policies, nads, previous=None)   indexed cluster state (``trinet.policy.types``)
+    Snapshot(pods, namespaces, policies, nads, previous=None)   indexed cluster state (``trinet.objects``)
     compile(snapshot, pod, options) -> PodRuleset       the complete desired ruleset of one pod
     PodRuleset.content_hash() / .structure_hash()       skip unchanged pods / detect element-only changes
     delta(old, new) -> Delta                            NoChange | ElementDelta | FullSwap

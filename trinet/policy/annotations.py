@@ -12,7 +12,7 @@ import socket
 
 import msgspec
 
-from trinet.policy.types import NetworkAttachmentDefinition
+from trinet.objects import NetworkAttachmentDefinition
 
 __all__ = [
     "NETWORKS_ANNOTATION",

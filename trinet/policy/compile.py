@@ -25,6 +25,7 @@ from typing import Literal, NamedTuple, cast
 
 import msgspec
 
+from trinet.objects import Pod
 from trinet.policy.ipblock import Interval, merge
 from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer
 from trinet.policy.model import Rule as PolicyRule
@@ -51,7 +52,6 @@ from trinet.policy.ruleset import (
     Vmap,
 )
 from trinet.policy.snapshot import Attachment, PodInfo, Snapshot
-from trinet.policy.types import Pod
 
 __all__ = ["NDP_TYPES", "CompileOptions", "CustomRules", "compile", "empty_ruleset"]
 

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from trinet.policy.types import (
+from trinet.objects import (
     LabelSelector,
     MultiNetworkPolicy,
     MultiNetworkPolicyPeer,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from trinet.policy.types import LabelSelector
+from trinet.objects import LabelSelector
 
 __all__ = ["Requirement", "Selector", "compile_selector", "label_key_problem", "label_value_problem"]
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
 from trinet.policy.annotations import (
     NETWORK_STATUS_ANNOTATION,
     NETWORKS_ANNOTATION,
@@ -20,7 +21,6 @@ from trinet.policy.annotations import (
     parse_networks,
 )
 from trinet.policy.model import EffectivePolicy, SelectorPeer
-from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
 from trinet.policy.validation import validate_policy
 
 __all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]

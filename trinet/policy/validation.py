@@ -9,16 +9,16 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from trinet.policy.annotations import POLICY_FOR_ANNOTATION, parse_policy_for
-from trinet.policy.ipblock import block_intervals
-from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer, PortItem, Rule, SelectorPeer
-from trinet.policy.selectors import Selector, compile_selector
-from trinet.policy.types import (
+from trinet.objects import (
     IPBlock,
     MultiNetworkPolicy,
     MultiNetworkPolicyPeer,
     MultiNetworkPolicyPort,
 )
+from trinet.policy.annotations import POLICY_FOR_ANNOTATION, parse_policy_for
+from trinet.policy.ipblock import block_intervals
+from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer, PortItem, Rule, SelectorPeer
+from trinet.policy.selectors import Selector, compile_selector
 
 __all__ = ["validate_policy"]
 

@@ -11,9 +11,9 @@ from typing import Any, Literal
 import msgspec
 from hypothesis import HealthCheck, settings
 
+from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, ObjectMeta, Pod
 from trinet.policy import CompileOptions, Packet, PodRuleset, Snapshot, compile, evaluate
 from trinet.policy.oracle import Oracle
-from trinet.policy.types import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, ObjectMeta, Pod
 
 PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
 

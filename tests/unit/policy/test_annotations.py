@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.unit.policy.builders import nad
+from trinet.objects import NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec, ObjectMeta
 from trinet.policy.annotations import (
     NetworkSelection,
     nad_cni_type,
@@ -10,7 +11,6 @@ from trinet.policy.annotations import (
     parse_networks,
     parse_policy_for,
 )
-from trinet.policy.types import NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec, ObjectMeta
 
 
 def test_1_3_networks_text_form() -> None:

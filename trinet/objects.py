@@ -1,4 +1,6 @@
-"""API objects as msgspec Structs, trimmed to the fields the policy core reads.
+"""Kubernetes API objects as msgspec Structs, trimmed to the fields trinet reads.
+
+One definition serves `trinet.kube` (decoding) and `trinet.policy` (pure: this module imports no I/O code).
 
 The shapes follow the real JSON of the Kubernetes API (camelCase keys, ``metadata``/``spec``/``status``), so the
 kube client can decode list and watch payloads straight into them. Unknown fields are ignored by msgspec. Nothing
