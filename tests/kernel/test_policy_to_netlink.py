@@ -3,40 +3,18 @@ that ``nft -f render(...)`` gives: the mapping is one-to-one (golden scenarios a
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from netlink_nft import NftSocket, replace_contents
 from tests.support.netns import netns_path
-from tests.support.nft import nft
+from tests.support.nft import listing, nft
 from tests.unit.policy.builders import World, pod
 from tests.unit.policy.test_golden import SCENARIOS, stacked_multinet
 from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import CompileOptions, CustomRuleFile, PodRuleset, build_custom_rules, render
 from trinet.policy.to_netlink import Installed, to_netlink, transaction, versioned
-
-
-def _strip(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip(v) for k, v in node.items() if k != "handle"}
-    if isinstance(node, list):
-        return [_strip(v) for v in node]
-    return node
-
-
-def listing(netns: str) -> list[Any]:
-    """``nft -j list ruleset`` without handles, objects sorted by kind and name (rules keep their order)."""
-    objects = [_strip(o) for o in json.loads(nft(netns, "-j", "list", "ruleset"))["nftables"] if "metainfo" not in o]
-
-    def key(o: dict[str, Any]) -> tuple[str, str]:
-        (kind, body), *_ = o.items()
-        return kind, body.get("chain", body.get("name", ""))
-
-    return sorted(objects, key=key)
 
 
 def same_in_kernel(by_text: str, by_netlink: str, ruleset: PodRuleset) -> None:
@@ -123,23 +101,6 @@ def test_a_full_swap_moves_sets_to_the_other_generation_and_deletes_the_old(netn
             sock.apply(batch)
             names = {o["set"]["name"] for o in listing(netns) if "set" in o}
             assert names == {f"ingress-net1-0.g{generation}", f"ingress-net1-1.g{generation}"}
-
-
-def test_unknown_state_recreates_the_table_whatever_it_held(netns: str) -> None:
-    """After a restart the daemon does not know what is installed: a leftover set of the same name but another
-    type must not make the update fail (it would keep the old rules in place)."""
-    by_block = cluster(server({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]})).ruleset("ns/s")
-    by_pods = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
-    with NftSocket.open(netns_path(netns)) as sock:
-        sock.apply(transaction(None, by_block)[0])  # type: ignore[arg-type]
-        batch, installed = transaction(None, by_pods)
-        assert batch is not None
-        sock.apply(batch)
-    assert installed == Installed(by_pods, 1)
-    fresh = listing(netns)
-    nft(netns, "flush", "ruleset")
-    nft(netns, "-f", "-", stdin=render(versioned(by_pods, 1)))
-    assert fresh == listing(netns)
 
 
 def test_a_pod_left_without_policy_loses_its_table(netns: str) -> None:

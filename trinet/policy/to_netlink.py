@@ -37,7 +37,7 @@ from trinet.policy.ruleset import (
     Vmap,
 )
 
-__all__ = ["Installed", "to_netlink", "transaction", "versioned"]
+__all__ = ["Installed", "adopt", "removal", "to_netlink", "transaction", "versioned"]
 
 TH_SPORT = Field("th sport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = Field("th dport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -199,37 +199,74 @@ def versioned(ruleset: PodRuleset, generation: int) -> PodRuleset:
 
 
 def transaction(applied: Installed | None, desired: PodRuleset) -> tuple[nl.Batch | None, Installed | None]:
-    """The one transaction that turns what is ``applied`` (None: unknown or nothing) into ``desired``, and what is
-    installed afterwards. The batch is None when nothing changes.
+    """The one transaction that turns what is ``applied`` into ``desired``, and what is installed afterwards. The
+    batch is None when nothing changes. ``applied`` None means: nothing installed by us that we know of (a fresh
+    netns); when the state is *unknown* (restart, ``OutcomeUnknown``) dump the table and call ``adopt`` instead.
 
     - Peer churn (``delta`` finds only element changes): element deletions then additions in the sets of the
       installed generation, nothing else. Rules do not change, so any mix of old and new elements that a packet
       racing the commit sees is allowed by the old or by the new ruleset.
-    - A pod that no longer needs enforcing: its table is destroyed.
+    - A pod that no longer needs enforcing: its table is removed (``removal``, whether it exists or not; also
+      when ``applied`` is None).
     - Any other change: a full swap in one transaction: chains and maps kept and refilled, the sets created
       under the other generation's names (``versioned``) and the old generation's sets deleted.
-    - Unknown state (``applied`` None, e.g. after a restart): the table is destroyed and recreated in the same
-      transaction, so leftovers of any earlier definition cannot make the batch fail.
+    - ``applied`` None: everything is created if missing, flushed and refilled (NEWTABLE is create-or-keep); the
+      table is never deleted, so an enforcing table has no gap. Leftovers the batch cannot reuse (a set of the same
+      name but another type) make it fail whole, the old rules intact: then ``adopt`` a dump.
+
+    No message needs NFT_MSG_DESTROY* (kernels before 6.3 lack them).
     """
+    if not desired.enforces:
+        return removal(desired.table.name), None
     if applied is not None:
         change = delta(applied.ruleset, desired)
         if isinstance(change, NoChange):
             return None, applied
         if isinstance(change, ElementDelta):
             return _element_batch(applied.generation, desired, change), Installed(desired, applied.generation)
-    table = nl.Table(nl.Family.INET, desired.table.name)
+        generation = 2 if applied.generation == 1 else 1
+        old = to_netlink(versioned(applied.ruleset, applied.generation))
+        return nl.replace_contents(to_netlink(versioned(desired, generation)), old), Installed(desired, generation)
+    return nl.replace_contents(to_netlink(versioned(desired, 1))), Installed(desired, 1)
+
+
+def removal(table_name: str) -> nl.Batch:
+    """Delete the table whether it exists or not, without NFT_MSG_DESTROYTABLE: NEWTABLE (create-or-keep) then
+    DELTABLE, in one transaction. Removing a table stops enforcement for its pod; that is what is asked."""
+    table = nl.Table(nl.Family.INET, table_name)
+    batch = nl.Batch()
+    batch.add_table(table)
+    batch.delete_table(table)
+    return batch
+
+
+def adopt(dumped: nl.Ruleset | None, desired: PodRuleset) -> tuple[nl.Batch | None, Installed | None]:
+    """Reconcile ``desired`` with what the kernel actually holds (``dumped``, from ``netlink_nft.dump_table``; None
+    when the table does not exist): at start-up, at every resync (drift repair) and after ``OutcomeUnknown``.
+
+    - ``dumped`` is ``desired`` installed under generation 1 or 2: no batch, ``Installed(desired, g)``. Counter
+      values do not take part in the comparison, so an unchanged pod never costs a transaction.
+    - ``desired`` does not enforce: the table is removed if it exists.
+    - Anything else (drift, hand edits, another trinet version, no table): one gap-free batch from that actual
+      state, ``replace_contents`` with the sets under the generation the dumped sets do not use, so no packet meets
+      an old rule with new set contents. The table and its base chains are kept, never deleted and recreated.
+    """
     if not desired.enforces:
-        batch = nl.Batch()
-        batch.destroy_table(table)
-        return batch, None
-    generation = 2 if applied is not None and applied.generation == 1 else 1
-    installed = Installed(desired, generation)
-    new = to_netlink(versioned(desired, generation))
-    if applied is None:
-        batch = nl.Batch()
-        batch.destroy_table(table)
-        return nl.replace_contents(new, into=batch), installed
-    return nl.replace_contents(new, to_netlink(versioned(applied.ruleset, applied.generation))), installed
+        return (removal(desired.table.name) if dumped is not None else None), None
+    if dumped is not None:
+        for generation in (1, 2):
+            if dumped == to_netlink(versioned(desired, generation)):
+                return None, Installed(desired, generation)
+    generation = _free_generation(dumped, desired)
+    return nl.replace_contents(to_netlink(versioned(desired, generation)), dumped), Installed(desired, generation)
+
+
+def _free_generation(dumped: nl.Ruleset | None, desired: PodRuleset) -> int:
+    """The generation whose set names no dumped set uses (1 when both are free; when a hand-made table uses both,
+    the one that reuses fewer names: a reused name only gets an element delta, exact but not generation-safe)."""
+    present = {s.name for s in dumped.sets} if dumped is not None else set()
+    clashes = {g: sum(f"{s.name}.g{g}" in present for s in desired.table.sets) for g in (1, 2)}
+    return min((1, 2), key=lambda g: clashes[g])
 
 
 def _element_batch(generation: int, desired: PodRuleset, change: ElementDelta) -> nl.Batch:
