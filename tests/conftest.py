@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # tests/<dir>/... gets the marker; kube, daemon and deploy tests need the real API server (daemon tests the kernel too)
 _GROUP_BY_DIR = {"kernel": "kernel", "api": "api", "kube": "api", "daemon": "api", "deploy": "api", "e2e": "kernel"}
+_GROUP_BY_DIR["observability"] = "api"  # render/explain/metrics against the real API server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
