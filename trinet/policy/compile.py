@@ -10,7 +10,7 @@ Layout of table ``inet multi_networkpolicy``::
         meta l4proto icmp / ipv6-icmp accept        # --accept-icmp / --accept-icmpv6
         <custom rules of that direction>
         <the allow rules of every policy isolating this interface in this direction>
-        drop
+        counter drop
 
 A packet therefore only meets the rules of its own network; interfaces no policy isolates are untouched.
 Peer addresses are taken on the network of the interface only (§2.4.21, our choice, see DECISIONS.md).
@@ -90,6 +90,20 @@ def _chain_name(direction: Direction, ifname: str) -> str:
     if _SAFE_NAME.match(ifname):
         return f"{direction.value}-{ifname}"
     return f"{direction.value}/x{ifname.encode().hex()}"
+
+
+def chain_interface(name: str) -> tuple[str, Direction] | None:
+    """The (interface, direction) of a per-interface chain named by ``_chain_name``; None for any other name."""
+    for direction in Direction:
+        prefix = direction.value
+        if name.startswith(prefix + "-") and _SAFE_NAME.match(name[len(prefix) + 1 :]):
+            return name[len(prefix) + 1 :], direction
+        if name.startswith(prefix + "/x"):
+            try:
+                return bytes.fromhex(name[len(prefix) + 2 :]).decode(), direction
+            except ValueError:  # not hex, or not UTF-8: not one of ours
+                return None
+    return None
 
 
 class _ChainBuilder:
@@ -305,7 +319,7 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
                     rules.extend(
                         _rule_rules(snapshot, subject, policy, direction, index, rule, atts[0].network, builder)
                     )
-            rules.append(Rule((), Drop()))
+            rules.append(Rule((), Drop(), counter=True))  # what isolation drops, per pod and (interface, direction)
             chains.append(Chain(name, tuple(rules)))
             dispatch[direction].append((ifname, name))
     if not chains:

@@ -135,7 +135,7 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
 
 
 def render_rule(rule: Rule) -> str:
-    parts = [*_matches(rule.matches), _verdict(rule.verdict)]
+    parts = [*_matches(rule.matches), *(["counter"] if rule.counter else []), _verdict(rule.verdict)]
     if rule.comment:
         parts.append('comment "' + rule.comment.replace('"', "'") + '"')
     return " ".join(parts)

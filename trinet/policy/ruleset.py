@@ -153,9 +153,12 @@ Verdict = Accept | Drop | Jump | Vmap
 
 
 class Rule(_V, frozen=True):
+    """``<matches> [counter] <verdict> [comment "..."]``; ``counter`` counts the packets that reach the verdict."""
+
     matches: tuple[Match, ...]
     verdict: Verdict
     comment: str | None = None
+    counter: bool = False
 
 
 class Set(_V, frozen=True):

@@ -15,6 +15,7 @@ import msgspec
 
 import netlink_nft as nl
 from netlink_nft import Field, PayloadBase
+from trinet.policy.compile import chain_interface
 from trinet.policy.delta import ElementDelta, NoChange, delta
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.ruleset import (
@@ -37,7 +38,7 @@ from trinet.policy.ruleset import (
     Vmap,
 )
 
-__all__ = ["Installed", "adopt", "removal", "to_netlink", "transaction", "versioned"]
+__all__ = ["Installed", "adopt", "drop_counters", "removal", "to_netlink", "transaction", "versioned"]
 
 TH_SPORT = Field("th sport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = Field("th dport", nl.INET_SERVICE, nl.Payload(PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -135,7 +136,23 @@ def _set(table: nl.Table, s: Set) -> nl.Set:
 @functools.lru_cache(maxsize=1 << 14)
 def _rule(table: nl.Table, chain: str, r: Rule) -> nl.Rule:
     """Memoised: the same policy on the same interface name gives the same rules in many pods."""
-    return nl.rule(table, chain, *(_match(m) for m in r.matches), _verdict(r.verdict), comment=r.comment)
+    counter = (nl.Counter(),) if r.counter else ()
+    return nl.rule(table, chain, *(_match(m) for m in r.matches), *counter, _verdict(r.verdict), comment=r.comment)
+
+
+def drop_counters(dumped: nl.Ruleset) -> dict[tuple[str, str], int]:
+    """Packets dropped by isolation so far, by (interface, direction) (``"ingress"``/``"egress"``), read from the
+    counter of each per-interface chain's final drop rule in a dump (``netlink_nft.dump_table``). Chains that are
+    not trinet's per-interface chains, and drop rules without a counter, are left out."""
+    out: dict[tuple[str, str], int] = {}
+    for r in dumped.rules:
+        where = chain_interface(r.chain)
+        if where is None or len(r.exprs) < 2:
+            continue
+        counter, verdict = r.exprs[-2:]
+        if isinstance(counter, nl.Counter) and isinstance(verdict, nl.Immediate) and verdict.data == nl.DROP:
+            out[where[0], where[1].value] = counter.packets
+    return out
 
 
 def to_netlink(ruleset: PodRuleset) -> nl.Ruleset:
