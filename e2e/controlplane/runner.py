@@ -26,7 +26,14 @@ from e2e.controlplane.manifests import apply_manifests, load_manifests
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build.sh"
 DEPLOY = REPO / "deploy"
-DAEMON_SERVICE_ACCOUNT = ("kube-system", "trinet")
+# What every test control plane gets from deploy/: both CRDs, trinet's namespace, ServiceAccount and RBAC.
+CLUSTER_MANIFESTS = (
+    DEPLOY / "crds" / "multi-networkpolicies.yaml",
+    DEPLOY / "components" / "network-attachment-definitions" / "network-attachment-definitions.yaml",
+    DEPLOY / "base" / "namespace.yaml",
+    DEPLOY / "base" / "rbac.yaml",
+)
+DAEMON_SERVICE_ACCOUNT = ("trinet-system", "trinet")
 
 
 class ControlPlaneError(RuntimeError):
@@ -167,7 +174,7 @@ class ControlPlane:
         with httpx.Client(
             base_url=url, verify=tls_context(ca_file), headers={"Authorization": f"Bearer {admin_token}"}
         ) as admin:
-            apply_manifests(admin, load_manifests(DEPLOY / "crds", DEPLOY / "rbac.yaml"))
+            apply_manifests(admin, load_manifests(*CLUSTER_MANIFESTS))
             daemon_token = self._request_token(admin, *DAEMON_SERVICE_ACCOUNT)
         self.credentials = Credentials(url, ca_file, admin_token, daemon_token)
         return self.credentials
