@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo lint typecheck controlplane test
+.PHONY: setup demo lint typecheck controlplane oldkernel test
 
 $(VENV)/.installed: pyproject.toml
 	bash tests/setup-host.sh
@@ -29,6 +29,12 @@ typecheck: setup
 controlplane: setup
 	$(BIN)/python -m e2e.controlplane build
 
+# The kernel subset in tests/oldkernel/subset on Debian 12's kernel 6.1 in a VM (minutes; README "Older kernels").
+oldkernel: setup
+	bash tests/setup-host.sh
+	bash tests/oldkernel/run.sh
+
 test: lint typecheck controlplane
 	$(BIN)/pytest $(PYTEST_ARGS)
 	bash tests/check-no-leaks.sh
+	$(MAKE) --no-print-directory oldkernel

@@ -22,6 +22,11 @@ _GROUP_BY_DIR = {"kernel": "kernel", "api": "api", "kube": "api", "daemon": "api
 _GROUP_BY_DIR["observability"] = "api"  # render/explain/metrics against the real API server
 
 
+def pytest_report_header() -> str:
+    """Name the kernel in the header: the kernel tests also run on an older kernel in a VM (tests/oldkernel/)."""
+    return f"kernel: {os.uname().release}"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.path)).parts
