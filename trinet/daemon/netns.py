@@ -1,0 +1,168 @@
+"""Find a pod's network namespace from its UID through procfs, as a kubelet node lays out cgroups.
+
+kubelet puts every process of a pod under a cgroup named after the pod UID, in one of two forms:
+
+- cgroupfs driver: ``.../kubepods/besteffort/pod1b4e28ba-2fa1-11d2-883f-0016d3cca427/<container>``
+- systemd driver:  ``.../kubepods-besteffort-pod1b4e28ba_2fa1_11d2_883f_0016d3cca427.slice/cri-....scope``
+
+in cgroup v1 (one line per hierarchy) and v2 (``0::/...``) alike. ``<host-prefix>/proc/*/cgroup`` therefore maps
+pod UIDs to PIDs, and ``/proc/PID/ns/net`` is the pod's namespace. Two traps are avoided on purpose: a process
+can sit in the pod's cgroup before it has joined the pod's namespace (runc joins the cgroup first), and the node's
+namespace may not be readable as ``/proc/1/ns/net``. So a candidate whose namespace is the daemon's own is never
+taken, and the interfaces that network-status names must exist in the namespace before it is accepted.
+
+Results are cached per pod UID and revalidated by the namespace's inode on every use. Everything here blocks on
+file I/O: call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import socket
+import struct
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from netlink_nft._netns import socket_in_netns
+
+__all__ = ["NetnsError", "PodNetns", "ProcfsResolver", "pod_uids_in_cgroup"]
+
+_UID = r"[0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12}"
+_POD_CGROUP = re.compile(rf"pod({_UID})(?:\.slice)?(?=/|$)")
+_SIOCGIFINDEX = 0x8933
+
+
+class NetnsError(Exception):
+    """The pod's namespace cannot be used now; ``reason`` is a short stable word for logs and metrics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PodNetns:
+    """A pod's network namespace: a path to open it by, and its identity (device, inode)."""
+
+    path: str
+    ident: tuple[int, int]
+    pid: int
+
+
+def pod_uids_in_cgroup(text: str) -> set[str]:
+    """The pod UIDs (normalised: lower case with '-') that the lines of a ``/proc/PID/cgroup`` file name."""
+    uids = set()
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for match in _POD_CGROUP.finditer(path):
+            uids.add(match.group(1).replace("_", "-").lower())
+    return uids
+
+
+def _ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def missing_interfaces(path: str, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` do not exist in the namespace at ``path`` (asked of a socket created inside it)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    sock = socket_in_netns(path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    try:
+        missing = []
+        for name in wanted:
+            request = struct.pack("16si", name.encode()[:15], 0)
+            try:
+                fcntl.ioctl(sock.fileno(), _SIOCGIFINDEX, request)
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+                missing.append(name)
+        return missing
+    finally:
+        sock.close()
+
+
+class ProcfsResolver:
+    """Pod UID -> network namespace, by scanning ``<host_prefix>/proc/*/cgroup``."""
+
+    def __init__(self, host_prefix: str = "") -> None:
+        self.proc = Path(host_prefix or "/") / "proc"
+        self._lock = threading.Lock()
+        self._cache: dict[str, PodNetns] = {}
+        self._own = _ident("/proc/self/ns/net")
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._cache.pop(uid.lower(), None)
+
+    def scan(self) -> dict[str, list[int]]:
+        """Every pod UID found in the cgroups of the host's processes, with their PIDs (ascending)."""
+        found: dict[str, list[int]] = defaultdict(list)
+        try:
+            entries = os.listdir(self.proc)
+        except OSError as exc:
+            raise NetnsError("procfs", f"cannot list {self.proc}: {exc}") from exc
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                text = (self.proc / entry / "cgroup").read_text()
+            except OSError:  # the process ended meanwhile, or is not ours to read
+                continue
+            for uid in pod_uids_in_cgroup(text):
+                found[uid].append(int(entry))
+        for pids in found.values():
+            pids.sort()
+        return dict(found)
+
+    def resolve(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns:
+        """The namespace of pod ``uid``, in which every name of ``interfaces`` exists; ``NetnsError`` otherwise."""
+        uid = uid.lower()
+        names = tuple(interfaces)
+        with self._lock:
+            cached = self._cache.get(uid)
+        if cached is not None and _ident(cached.path) == cached.ident and not missing_interfaces(cached.path, names):
+            return cached
+        pids = self.scan().get(uid, [])
+        if not pids:
+            self.forget(uid)
+            raise NetnsError("no-process", f"no process of pod {uid} under {self.proc} (not started, or gone)")
+        by_ns: dict[tuple[int, int], PodNetns] = {}
+        own_seen = False
+        for pid in pids:
+            path = str(self.proc / str(pid) / "ns" / "net")
+            ident = _ident(path)
+            if ident is None:
+                continue
+            if ident == self._own:
+                own_seen = True
+                continue
+            by_ns.setdefault(ident, PodNetns(path, ident, pid))
+        if not by_ns:
+            reason = "own-netns" if own_seen else "no-process"
+            raise NetnsError(reason, f"no process of pod {uid} is in a network namespace other than the daemon's")
+        problems = []
+        for candidate in by_ns.values():
+            try:
+                missing = missing_interfaces(candidate.path, names)
+            except OSError as exc:
+                problems.append(f"pid {candidate.pid}: {exc}")
+                continue
+            if not missing:
+                with self._lock:
+                    self._cache[uid] = candidate
+                return candidate
+            problems.append(f"pid {candidate.pid}: interface(s) {', '.join(missing)} missing")
+        raise NetnsError("missing-interfaces", f"pod {uid}: no namespace holds its interfaces ({'; '.join(problems)})")

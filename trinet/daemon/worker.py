@@ -1,0 +1,338 @@
+"""Work on one pod: resolve its netns -> compile -> compare with what is installed -> at most one transaction.
+
+What happens when a transaction fails, read here alone:
+
+- ``TransactionError`` (the kernel rejected the batch): nothing of it was applied, the previous rules are intact
+  and what we believe installed stays as it was. The failure is counted and the pod retried with backoff.
+- ``OutcomeUnknown`` (the commit could not be confirmed): we assume neither outcome. The pod's state becomes
+  unknown, and the retry reads the table back (``dump_table``) and reconciles with ``adopt``.
+- The pod's namespace cannot be found or used (``NetnsError``, ``OSError``: not started, gone, interfaces not
+  there yet): nothing is sent, the pod is retried with backoff, no other pod is affected.
+- Any other error (a bug): logged with the pod's name, retried with backoff; the other pods go on.
+
+A failure therefore never leaves a pod more open than before: the last good rules stay until a transaction that
+replaces them as a whole succeeds.
+
+State per pod (``PodState``): the ``Installed`` we believe the table holds, and whether that belief is *known*
+(we made it, or read it back) or must be checked by reading the table back (start-up adoption, periodic resync,
+unknown outcome). A known, unchanged pod costs a compile and nothing else: no netns lookup, no syscall.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, NoReturn
+
+import trio
+
+import netlink_nft as nl
+from trinet.daemon.logs import event
+from trinet.daemon.netns import NetnsError, PodNetns, ProcfsResolver
+from trinet.daemon.observer import Observer, TransactionKind
+from trinet.daemon.queue import Backoff, DirtyQueue
+from trinet.kube import ClusterStore
+from trinet.objects import Pod
+from trinet.policy import CompileOptions, PodRuleset, Snapshot, compile
+from trinet.policy.to_netlink import Installed, adopt, transaction
+
+__all__ = ["PodState", "PodWorker", "SnapshotCache", "WorkResult"]
+
+log = logging.getLogger("trinet.worker")
+
+NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
+ReadBack = Literal["adopt", "resync", "unknown-outcome", "after-rejection"]
+WorkResult = Literal["ok", "retry"]
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What we believe a pod's table holds. ``installed`` None: no table. ``check`` set: read it back first."""
+
+    uid: str
+    installed: Installed | None
+    check: ReadBack | None = None
+
+
+class SnapshotCache:
+    """One ``Snapshot`` of the store, rebuilt (reusing the previous one) only after the store changed."""
+
+    def __init__(self, store: ClusterStore) -> None:
+        self.store = store
+        self._snapshot: Snapshot | None = None
+        self._stale = True
+
+    def invalidate(self) -> None:
+        self._stale = True
+
+    def current(self) -> Snapshot:
+        if self._stale or self._snapshot is None:
+            s = self.store
+            self._snapshot = Snapshot(
+                s.pods.values(), s.namespaces.values(), s.policies.values(), s.nads.values(), previous=self._snapshot
+            )
+            self._stale = False
+        return self._snapshot
+
+
+def _kind(before: Installed | None, after: Installed | None, desired: PodRuleset) -> TransactionKind:
+    if not desired.enforces:
+        return "remove"
+    if before is None:
+        return "create"
+    if after is not None and after.generation == before.generation:
+        return "delta"
+    return "swap"
+
+
+def _summary(batch: nl.Batch) -> str:
+    counts: dict[str, int] = {}
+    for message in batch.messages:
+        name = message.describe().split(" ", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+
+
+def dispatched_interfaces(desired: PodRuleset) -> set[str]:
+    """The interfaces the ruleset polices (entries of its dispatch maps): they must exist in the netns."""
+    return {ifname for m in desired.table.maps for ifname, _ in m.entries}
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PodWorker:
+    """Everything the workers share (``work`` one pod, then ``finished``); runs in the daemon's trio thread."""
+
+    def __init__(
+        self,
+        *,
+        store: ClusterStore,
+        node_name: str,
+        options: CompileOptions,
+        resolver: ProcfsResolver,
+        queue: DirtyQueue,
+        observer: Observer,
+        snapshots: SnapshotCache,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.node_name = node_name
+        self.options = options
+        self.resolver = resolver
+        self.queue = queue
+        self.observer = observer
+        self.snapshots = snapshots
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.states: dict[str, PodState] = {}
+        self.dirty_since: dict[str, float] = {}
+        self.initial: set[str] = set()  # pods to visit once before the daemon is ready
+        self.initial_done = trio.Event()
+        self.table = nl.Table(nl.Family.INET, options.table)
+        self._own_netns = _own_netns()
+
+    # -- what the daemon calls --------------------------------------------------------------------------------
+
+    def mark_dirty(self, key: str) -> None:
+        self.dirty_since.setdefault(key, self.clock())
+        self.queue.add(key)
+
+    def expect_read_back(self, key: str, reason: ReadBack) -> None:
+        """Read the pod's table back at its next visit (start-up adoption, periodic resync)."""
+        pod = self.store.pods.get(key)
+        if pod is None:
+            return
+        old = self.states.get(key)
+        installed = old.installed if old is not None and old.uid == pod.metadata.uid else None
+        self.states[key] = PodState(pod.metadata.uid, installed, reason)
+
+    def start_initial_sync(self, keys: set[str]) -> None:
+        self.initial = set(keys)
+        for key in sorted(keys):
+            self.expect_read_back(key, "adopt")
+            self.mark_dirty(key)
+        if not self.initial:
+            self.initial_done.set()
+
+    def finished(self, key: str, result: WorkResult) -> None:
+        """After ``work``: schedule the retry of a failed pod (with its backoff), count the initial visit."""
+        if result == "retry":
+            delay = self.backoff.next_delay(key)
+            event(log, logging.INFO, "retry-scheduled", pod=key, delay_s=round(delay, 3),
+                  attempt=self.backoff.failures(key))  # fmt: skip
+            self.queue.add_after(key, delay)
+        else:
+            self.backoff.forget(key)
+        if key in self.initial:
+            self.initial.discard(key)
+            if not self.initial:
+                self.initial_done.set()
+
+    def policed_count(self) -> int:
+        return sum(1 for s in self.states.values() if s.installed is not None)
+
+    # -- one pod ----------------------------------------------------------------------------------------------
+
+    async def work(self, key: str) -> WorkResult:
+        try:
+            await self._work(key)
+        except _Retry as exc:
+            self.observer.failure(key, exc.reason)
+            return "retry"
+        except Exception as exc:  # a bug must not stop the other pods: report, retry this one
+            log.exception("pod-error", extra={"fields": {"pod": key}})
+            self.observer.failure(key, f"error: {type(exc).__name__}")
+            return "retry"
+        self.dirty_since.pop(key, None)
+        return "ok"
+
+    def _local(self, pod: Pod | None) -> Pod | None:
+        if pod is None or pod.spec.node_name != self.node_name or pod.spec.host_network:
+            return None
+        return pod
+
+    def _forget(self, key: str) -> None:
+        state = self.states.pop(key, None)
+        if state is not None:
+            self.resolver.forget(state.uid)
+            event(log, logging.DEBUG, "pod-forgotten", pod=key)
+
+    async def _work(self, key: str) -> None:
+        pod = self._local(self.store.pods.get(key))
+        if pod is None:  # gone, moved, or hostNetwork (the node's own netns): never touched
+            self._forget(key)
+            return
+        uid = pod.metadata.uid
+        state = self.states.get(key)
+        if state is not None and state.uid != uid:  # recreated under the same name: a new netns, no table yet
+            self.resolver.forget(state.uid)
+            state = None
+        if state is None and NETWORK_STATUS not in pod.metadata.annotations:
+            return  # no sandbox network yet: nothing installed, nothing to check interfaces against
+        desired = compile(self.snapshots.current(), pod, self.options)
+        before = state.installed if state is not None else None
+        planned: tuple[nl.Batch, Installed | None] | None = None
+        if state is None or state.check is None:  # what the table holds is known
+            if before is None and not desired.enforces:
+                self.states[key] = PodState(uid, None)
+                return
+            batch, after = transaction(before, desired)
+            if batch is None:
+                self.states[key] = PodState(uid, after)
+                return
+            planned = batch, after
+        netns = await self._resolve(key, uid, desired)
+        try:
+            sock = await nl.TrioNftSocket.open(netns.path)
+        except OSError as exc:
+            self._netns_failed(key, "gone", str(exc))
+        async with sock:
+            if sock.sync.netns_id != netns.ident or sock.sync.netns_id == self._own_netns:
+                self._netns_failed(key, "changed", f"namespace of pid {netns.pid} changed while opening it")
+            if planned is None:
+                assert state is not None
+                batch, after, kind = await self._read_back(key, sock, state, desired)
+                if batch is None:
+                    self.states[key] = PodState(uid, after)
+                    return
+            else:
+                batch, after = planned
+                kind = _kind(before, after, desired)
+            await self._apply(key, uid, sock, batch, kind, before, after)
+
+    async def _resolve(self, key: str, uid: str, desired: PodRuleset) -> PodNetns:
+        interfaces = dispatched_interfaces(desired) if desired.enforces else set()
+        try:
+            return await trio.to_thread.run_sync(self.resolver.resolve, uid, interfaces)
+        except NetnsError as exc:
+            self._netns_failed(key, exc.reason, str(exc))
+        except OSError as exc:
+            self._netns_failed(key, "gone", str(exc))
+
+    def _netns_failed(self, key: str, reason: str, message: str) -> NoReturn:
+        self.observer.netns_failure(key, reason)
+        event(log, logging.WARNING, "netns-unavailable", pod=key, reason=reason, detail=message)
+        raise _Retry(f"netns: {reason}")
+
+    async def _read_back(
+        self, key: str, sock: nl.TrioNftSocket, state: PodState, desired: PodRuleset
+    ) -> tuple[nl.Batch | None, Installed | None, TransactionKind]:
+        try:
+            dumped = await sock.dump_table(self.table)
+        except (nl.NftError, OSError) as exc:
+            event(log, logging.WARNING, "read-back-failed", pod=key, error=str(exc))
+            raise _Retry("read-back") from exc
+        batch, after = adopt(dumped, desired)
+        if batch is None:
+            self.observer.adopted(key, unchanged=True)
+            event(log, logging.DEBUG, "table-adopted", pod=key, reason=state.check, unchanged=True)
+            return None, after, "repair"
+        self.observer.adopted(key, unchanged=False)
+        if not desired.enforces:
+            kind: TransactionKind = "remove"
+        elif dumped is None:
+            kind = "create"
+        else:
+            kind = "repair"
+        believed = state.installed.ruleset if state.installed is not None else None
+        in_sync = believed == desired if desired.enforces else believed is None
+        if state.check != "adopt" and in_sync:
+            self.observer.drift_repaired(key)
+            event(log, logging.WARNING, "drift-detected", pod=key, reason=state.check,
+                  table="absent" if dumped is None else "differs")  # fmt: skip
+        return batch, after, kind
+
+    async def _apply(
+        self,
+        key: str,
+        uid: str,
+        sock: nl.TrioNftSocket,
+        batch: nl.Batch,
+        kind: TransactionKind,
+        before: Installed | None,
+        after: Installed | None,
+    ) -> None:
+        started = self.clock()
+        try:
+            await sock.apply(batch)
+        except nl.TransactionError as exc:  # nothing applied: the previous rules are intact
+            self.observer.transaction(key, kind, "rejected", len(batch))
+            self.states[key] = PodState(uid, before, "after-rejection")  # the retry reads the table back
+            event(log, logging.ERROR, "transaction-rejected", pod=key, kind=kind, messages=len(batch), error=str(exc))
+            raise _Retry("rejected") from exc
+        except nl.OutcomeUnknown as exc:  # read back before deciding anything
+            self.observer.transaction(key, kind, "unknown", len(batch))
+            self.states[key] = PodState(uid, before, "unknown-outcome")
+            event(log, logging.WARNING, "transaction-outcome-unknown", pod=key, kind=kind, error=str(exc))
+            raise _Retry("unknown") from exc
+        except (nl.NftError, OSError) as exc:
+            self.observer.transaction(key, kind, "error", len(batch))
+            self.states[key] = PodState(uid, before, "unknown-outcome")
+            event(log, logging.ERROR, "transaction-failed", pod=key, kind=kind, error=str(exc))
+            raise _Retry("error") from exc
+        elapsed = self.clock() - started
+        self.states[key] = PodState(uid, after)
+        self.observer.transaction(key, kind, "ok", len(batch))
+        self.observer.apply_latency(key, elapsed)
+        since = self.dirty_since.get(key)
+        if since is not None:
+            self.observer.enforced_latency(key, self.clock() - since)
+        self.observer.policed_pods(self.policed_count())
+        event(log, logging.INFO, "transaction", pod=key, kind=kind, messages=len(batch), ops=_summary(batch),
+              generation=after.generation if after else None, apply_ms=round(elapsed * 1000, 2))  # fmt: skip
+
+
+def _own_netns() -> tuple[int, int] | None:
+    try:
+        st = os.stat("/proc/self/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
