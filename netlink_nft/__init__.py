@@ -21,8 +21,20 @@ Values in, bytes out, one transaction per update::
   `daddr`, `dport`, `sport`, `ct_state`, `iifname`, `oifname`, `l4proto`, `icmp_type`, ... over `Field`s.
 - `Batch`: add/delete/destroy/flush per object, element add/delete, tagged messages, deterministic `encode()`.
 - `replace_contents`: the gap-free update transaction (base chains kept, contents swapped in one batch).
-- `NftSocket` (`apply`, `genid`, `request`), `dump_table`, `TrioNftSocket`; errors: `TransactionError` (every
-  failing message with its object, errno and attribute offset), `BatchTooLarge`, `OutcomeUnknown`.
+- `NftSocket` (`apply`, `genid`, `request`), `dump_table` (consistent: retried while concurrent writers
+  interrupt it), `TrioNftSocket`.
+- Errors, all derived from `NftError`: `TransactionError` (every failing message with its object, errno and
+  attribute offset; nothing applied), `OutcomeUnknown` (the commit could not be confirmed: dump and reconcile),
+  `BatchTooLarge`, `DumpInterrupted`, `KernelTooOld`, `NetlinkIOError` (an `OSError` too; `NamespaceNotFound`,
+  `RequestError`).
+
+Kernel floor: **Linux 5.7** (`KERNEL_FLOOR`), the oldest kernel with every feature the rulesets use (inet tables,
+`th` payloads, `ct state`, interface names, verdict maps, interval and concatenated sets, interval concatenations:
+`NFT_SET_CONCAT` arrived in 5.7). Call `require_supported_kernel()` once at start-up: it probes the running
+kernel with throwaway transactions (`probe_kernel()` -> `KernelFeatures`) and raises `KernelTooOld` below the
+floor. Above it, newer features are used where present: commits are confirmed by per-message acknowledgements
+on every kernel and by the single BATCH_END acknowledgement from 6.10; `Batch.destroy_*` needs 6.3
+(`KernelFeatures.destroy`); `replace_contents` and the trinet transactions never use DESTROY.
 """
 
 from netlink_nft._batch import Batch, EncodedBatch, Message
@@ -39,7 +51,18 @@ from netlink_nft._datatypes import (
 )
 from netlink_nft._dump import dump_table
 from netlink_nft._elements import AnonymousSet, SetElement
-from netlink_nft._errors import BatchTooLarge, MessageError, NftError, OutcomeUnknown, TransactionError
+from netlink_nft._errors import (
+    BatchTooLarge,
+    DumpInterrupted,
+    KernelTooOld,
+    MessageError,
+    NamespaceNotFound,
+    NetlinkIOError,
+    NftError,
+    OutcomeUnknown,
+    RequestError,
+    TransactionError,
+)
 from netlink_nft._expr import (
     Bitwise,
     Cmp,
@@ -102,6 +125,7 @@ from netlink_nft._match import (
     vmap,
 )
 from netlink_nft._model import Chain, Family, Hook, Policy, Rule, Ruleset, Set, Table
+from netlink_nft._probe import KERNEL_FLOOR, KernelFeatures, probe_kernel, require_supported_kernel
 from netlink_nft._replace import replace_contents
 from netlink_nft._transport import NftSocket
 from netlink_nft._trio import TrioNftSocket
@@ -127,6 +151,7 @@ __all__ = [
     "IPV6_ADDR",
     "IP_DADDR",
     "IP_SADDR",
+    "KERNEL_FLOOR",
     "META_L4PROTO",
     "META_NFPROTO",
     "OIFNAME",
@@ -152,6 +177,7 @@ __all__ = [
     "CtKey",
     "CtState",
     "DataType",
+    "DumpInterrupted",
     "EncodedBatch",
     "Expr",
     "Family",
@@ -159,6 +185,8 @@ __all__ = [
     "Guard",
     "Hook",
     "Immediate",
+    "KernelFeatures",
+    "KernelTooOld",
     "Log",
     "Lookup",
     "Match",
@@ -166,6 +194,8 @@ __all__ = [
     "MessageError",
     "Meta",
     "MetaKey",
+    "NamespaceNotFound",
+    "NetlinkIOError",
     "NftError",
     "NftSocket",
     "OutcomeUnknown",
@@ -174,6 +204,7 @@ __all__ = [
     "Policy",
     "Range",
     "RangeOp",
+    "RequestError",
     "Rule",
     "Ruleset",
     "Set",
@@ -199,7 +230,9 @@ __all__ = [
     "l4proto",
     "nfproto",
     "oifname",
+    "probe_kernel",
     "replace_contents",
+    "require_supported_kernel",
     "rule",
     "saddr",
     "sport",

@@ -91,6 +91,7 @@ class EncodedBatch:
     data: bytes
     first_seq: int
     messages: tuple[Message, ...]
+    acked_each: bool = False  # every message carries NLM_F_ACK (commit confirmation on kernels before 6.10)
 
     @property
     def end_seq(self) -> int:
@@ -165,7 +166,9 @@ class Batch:
         set_id = self._new_set_id()
         self._set_ids[(set_.table, set_.name)] = set_id
         spec = _spec(set_)
-        self._add(NFT_MSG_NEWSET, _CREATE, set_, _sets.encode_set(spec, set_id, len(set_.elements)))
+        self._add(
+            NFT_MSG_NEWSET, _CREATE, set_, _sets.encode_set(spec, set_id, _sets.declared_size(spec, set_.elements))
+        )
         if flush:
             self.flush_set(set_)
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, spec, set_id, set_.elements)
@@ -232,23 +235,28 @@ class Batch:
         spec = _sets.SetSpec(
             rule.table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
         )
-        body = _sets.encode_set(spec, set_id, len(anonymous.elements))
+        body = _sets.encode_set(spec, set_id, _sets.declared_size(spec, anonymous.elements))
         self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, rule, spec, set_id, anonymous.elements)
         return Lookup(_sets.ANONYMOUS_NAME, expr.sreg, expr.dreg, expr.invert, set_id)
 
     # --- encoding ------------------------------------------------------------------------------------------------
 
-    def encode(self, seq: int = 0, *, genid: int | None = None) -> EncodedBatch:
-        """Frame the messages with BATCH_BEGIN (seq) and BATCH_END (acked, so a commit is confirmed)."""
+    def encode(self, seq: int = 0, *, genid: int | None = None, ack_each: bool = False) -> EncodedBatch:
+        """Frame the messages with BATCH_BEGIN (seq) and BATCH_END; both END and, with `ack_each`, every message
+        request an acknowledgement, so that the transport can confirm the commit on every kernel."""
         begin_body = b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
         parts = [_frame(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, _RES_ID_NFTABLES, begin_body)]
         subsys = NFNL_SUBSYS_NFTABLES << 8
+        extra = NLM_F_ACK if ack_each else 0
+        pack = _NLMSG.pack
         for offset, msg in enumerate(self._messages, start=seq + 1):
-            parts.append(_frame(subsys | msg.kind, msg.flags, offset, msg.family, 0, msg.body))
+            body = msg.body
+            parts.append(pack(20 + len(body), subsys | msg.kind, msg.flags | extra, offset, 0, msg.family, 0, 0))
+            parts.append(body)
         end_seq = seq + len(self._messages) + 1
         parts.append(_frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, end_seq, 0, _RES_ID_NFTABLES, b""))
-        return EncodedBatch(b"".join(parts), seq, tuple(self._messages))
+        return EncodedBatch(b"".join(parts), seq, tuple(self._messages), ack_each)
 
 
 def _spec(set_: Set) -> _sets.SetSpec:

@@ -20,6 +20,7 @@ NLM_F_CREATE = 0x400
 NLM_F_APPEND = 0x800
 NLM_F_CAPPED = 0x100  # on NLMSG_ERROR replies: the echoed request is cut to its header
 NLM_F_ACK_TLVS = 0x200  # on NLMSG_ERROR replies: extended ACK attributes follow
+NLM_F_DUMP_INTR = 0x010  # on dump replies: the dump was interrupted by a change (it may be inconsistent)
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3

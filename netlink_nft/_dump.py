@@ -1,12 +1,18 @@
 """Read a table back from the kernel into the model, so that desired and actual state compare with `==`.
 
 Anonymous sets are folded back into the lookups of the rules that own them, as they were built.
+
+A table is read with several dump requests (chains, sets, elements per set, rules). A concurrent writer could
+change the table between or during them, so the whole read is bracketed by the ruleset generation id: it is kept
+only if the generation before equals the one after and the kernel flagged no reply NLM_F_DUMP_INTR; otherwise
+it is read again, a bounded number of times, then `DumpInterrupted` is raised. A torn dump is never returned.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno as errno_codes
+from collections.abc import Callable
 
 from netlink_nft import _objects, _sets, _tlv
 from netlink_nft._const import (
@@ -24,15 +30,49 @@ from netlink_nft._const import (
     NFTA_TABLE_NAME,
 )
 from netlink_nft._elements import AnonymousSet
+from netlink_nft._errors import DumpInterrupted
 from netlink_nft._expr import Expr, Lookup
 from netlink_nft._model import Rule, Ruleset, Set, Table
-from netlink_nft._transport import NftSocket
+from netlink_nft._transport import NftSocket, Reply
+
+DUMP_ATTEMPTS = 20
 
 
-def dump_table(nft: NftSocket, table: Table) -> Ruleset | None:
-    """The table's chains, sets (with elements) and rules, or None if the table does not exist."""
+class _Torn(Exception):
+    """The kernel flagged a dump reply NLM_F_DUMP_INTR."""
+
+
+def dump_table(
+    nft: NftSocket,
+    table: Table,
+    *,
+    attempts: int = DUMP_ATTEMPTS,
+    on_retry: Callable[[str], None] | None = None,
+) -> Ruleset | None:
+    """The table's chains, sets (with elements) and rules, or None if the table does not exist.
+
+    Consistent: read again (up to `attempts` times in all; `on_retry` is told why each time) while a concurrent
+    change interrupts the read; `DumpInterrupted` if none of the attempts was consistent.
+    """
+    for _ in range(attempts):
+        before = nft.genid()
+        try:
+            result = _read_table(nft, table)
+        except _Torn:
+            reason = "a dump reply was flagged NLM_F_DUMP_INTR"
+        else:
+            after = nft.genid()
+            if after == before:
+                return result
+            reason = f"the ruleset generation moved from {before} to {after} during the read"
+        if on_retry is not None:
+            on_retry(reason)
+    raise DumpInterrupted(f"table {table}: {attempts} reads in a row were interrupted by concurrent changes")
+
+
+def _read_table(nft: NftSocket, table: Table) -> Ruleset | None:
     try:
-        nft.request(NFT_MSG_GETTABLE, table.family, _tlv.strz(NFTA_TABLE_NAME, table.name), dump=False)
+        _request(nft, NFT_MSG_GETTABLE, table.family, _tlv.strz(NFTA_TABLE_NAME, table.name), dump=False)
     except OSError as exc:
         if exc.errno == errno_codes.ENOENT:
             return None
@@ -58,10 +98,17 @@ def dump_table(nft: NftSocket, table: Table) -> Ruleset | None:
     return Ruleset(table, tuple(chains), tuple(named), tuple(rules))
 
 
+def _request(nft: NftSocket, kind: int, family: int, attrs: bytes, *, dump: bool = True) -> list[Reply]:
+    result = nft.dump(kind, family, attrs, dump=dump)
+    if result.interrupted:
+        raise _Torn
+    return result.replies
+
+
 def _attrs_in_table(nft: NftSocket, kind: int, table: Table, request: bytes, table_attr: int) -> list[dict[int, bytes]]:
     """Dump objects of one kind and keep those of our table (filters are also applied by the kernel)."""
     out = []
-    for reply in nft.request(kind, table.family, request):
+    for reply in _request(nft, kind, table.family, request):
         attrs = _tlv.parse_attrs(reply.attrs)
         if reply.family == table.family and _tlv.get_str(attrs[table_attr]) == table.name:
             out.append(attrs)
@@ -71,7 +118,7 @@ def _attrs_in_table(nft: NftSocket, kind: int, table: Table, request: bytes, tab
 def _element_lists(nft: NftSocket, table: Table, set_name: str) -> list[bytes]:
     request = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, table.name) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, set_name)
     lists = []
-    for reply in nft.request(NFT_MSG_GETSETELEM, table.family, request):
+    for reply in _request(nft, NFT_MSG_GETSETELEM, table.family, request):
         payload = _tlv.parse_attrs(reply.attrs).get(NFTA_SET_ELEM_LIST_ELEMENTS)
         if payload is not None:
             lists.append(payload)

@@ -1,4 +1,8 @@
-"""Exceptions raised by the transport."""
+"""Exceptions of netlink_nft: everything the library raises derives from `NftError`.
+
+Operating-system failures (socket, send, receive, entering a namespace) are re-raised as `NetlinkIOError`, which
+is also an `OSError` with the same `errno`, so code that catches `OSError` keeps working.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,35 @@ class BatchTooLarge(NftError):
 
 class OutcomeUnknown(NftError):
     """The kernel's answer to a transaction could not be read completely (re-read the state to find out)."""
+
+
+class NetlinkIOError(NftError, OSError):
+    """A system call on the netlink socket or on a namespace file failed (`errno` as the call reported it)."""
+
+
+class NamespaceNotFound(NetlinkIOError, FileNotFoundError):
+    """The network namespace path does not exist (it is never created)."""
+
+
+class RequestError(NetlinkIOError):
+    """The kernel answered a GET request with an error (`errno`, e.g. ENOENT for a missing table)."""
+
+
+class DumpInterrupted(NftError):
+    """Every attempt to read a table consistently was interrupted by a concurrent writer."""
+
+
+class KernelTooOld(NftError):
+    """The kernel lacks nf_tables features the rulesets need (see `netlink_nft.KERNEL_FLOOR`)."""
+
+
+def io_error(exc: OSError, context: str) -> NetlinkIOError:
+    """`exc` as a `NetlinkIOError` (a `NamespaceNotFound` for a missing file), saying what was being done."""
+    code = exc.errno or errno_codes.EIO
+    text = f"{context}: {os.strerror(code)}"
+    if isinstance(exc, FileNotFoundError):
+        return NamespaceNotFound(code, text)
+    return NetlinkIOError(code, text)
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,17 @@ def _udata(kind: int, value: int) -> bytes:
     return struct.pack("=BBI", kind, 4, value)
 
 
+def declared_size(spec: SetSpec, elements: tuple[SetElement, ...]) -> int:
+    """The element count an anonymous set declares (`NFTA_SET_DESC_SIZE`), as nft counts it: a single-field
+    interval set holds a start and an end element per range, and rbtree kernels before 6.12.13 count both
+    against the declared size (declaring the number of ranges makes the insertion fail with ENFILE)."""
+    if spec.interval and len(spec.key) == 1:
+        return 2 * len(elements)
+    return len(elements)
+
+
 def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
-    """Attributes of NEWSET (in libnftnl's order)."""
+    """Attributes of NEWSET (in libnftnl's order); `size` is the `declared_size` (sent for anonymous sets)."""
     out = [
         _tlv.strz(NFTA_SET_TABLE, spec.table),
         _tlv.strz(NFTA_SET_NAME, spec.name),

@@ -1,14 +1,21 @@
 """The I/O shell: a NETLINK_NETFILTER socket, one `sendmsg` per transaction, replies mapped back to messages.
 
 nf_tables processes a whole batch inside `sendmsg()`: when it returns, the transaction was committed or aborted
-and every reply is queued. So replies are drained without blocking; the commit is confirmed by the ACK of
-BATCH_END (requested with NLM_F_ACK; kernels >= 6.10 send it only when the commit succeeded), and every
-NLMSG_ERROR is mapped by its sequence number to the message, and thus the model object, that caused it.
+and every reply is queued. So replies are drained without blocking, and every NLMSG_ERROR is mapped by its
+sequence number to the message, and thus the model object, that caused it.
+
+Commit confirmation works on every kernel, as google/nftables does it: each message of the batch requests an
+acknowledgement (NLM_F_ACK). The kernel queues the acknowledgements only once the batch is committed or aborted,
+and an aborted batch always carries at least one error; so "no error and every requested acknowledgement" means
+committed. Kernels >= 6.10 also acknowledge BATCH_END exactly when the commit succeeded: a socket that has seen
+that acknowledgement once stops asking for the per-message ones (one reply per batch instead of one per
+message). Anything less (a missing acknowledgement, a receive-buffer overflow, a short send) is `OutcomeUnknown`.
 """
 
 from __future__ import annotations
 
 import errno as errno_codes
+import select
 import socket
 import struct
 import sys
@@ -27,13 +34,23 @@ from netlink_nft._const import (
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
     NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSGERR_ATTR_OFFS,
     SOL_NETLINK,
 )
-from netlink_nft._errors import BatchTooLarge, MessageError, NftError, OutcomeUnknown, TransactionError
+from netlink_nft._errors import (
+    BatchTooLarge,
+    MessageError,
+    NetlinkIOError,
+    NftError,
+    OutcomeUnknown,
+    RequestError,
+    TransactionError,
+    io_error,
+)
 from netlink_nft._netns import netns_id, socket_in_netns
 
 SO_SNDBUFFORCE = 32
@@ -45,6 +62,7 @@ _RECV_SIZE = 1 << 18
 _NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
 _ERR = struct.Struct("=i")
+REQUEST_TIMEOUT = 10.0  # seconds a GET request may wait for the kernel's next reply (it answers at once)
 
 
 @dataclass(frozen=True)
@@ -60,35 +78,65 @@ def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
 
 
+@dataclass(frozen=True)
+class Dump:
+    """The replies to one GET request; `interrupted` if the kernel flagged any of them NLM_F_DUMP_INTR (the
+    objects changed while they were being dumped: the replies may be inconsistent)."""
+
+    replies: list[Reply]
+    interrupted: bool
+
+
 class NftSocket:
     """A NETLINK_NETFILTER socket bound to one network namespace. Thread-safe: calls are serialised.
 
     `max_batch_bytes` bounds the send buffer this socket may ask for; a larger batch is refused before sending.
+    `end_ack` says whether the kernel acknowledges BATCH_END (>= 6.10; `KernelFeatures.end_ack`): if so, a
+    commit is confirmed by that one reply, else by one per message. None (the default) learns it from the first
+    transaction (which asks for every acknowledgement); False keeps the per-message confirmation for good.
     """
 
-    def __init__(self, sock: socket.socket, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES) -> None:
+    def __init__(
+        self, sock: socket.socket, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES, end_ack: bool | None = None
+    ) -> None:
         self._sock = sock
         self._lock = threading.Lock()
         self._seq = 1
         self.max_batch_bytes = max_batch_bytes
-        sock.bind((0, 0))
-        sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        self._sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        self._rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.end_ack = end_ack
+        try:
+            sock.bind((0, 0))
+            sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            self._sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            self._rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as exc:
+            raise io_error(exc, "setting up the netlink socket") from exc
         self._buf = bytearray(_RECV_SIZE)
         self.netns_id: tuple[int, int] | None = None
 
     @classmethod
-    def open(cls, netns: str | None = None, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES) -> NftSocket:
+    def open(
+        cls, netns: str | None = None, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES, end_ack: bool | None = None
+    ) -> NftSocket:
         """A socket in the namespace at path `netns` (`/proc/PID/ns/net`, `/run/netns/NAME`), or in ours."""
-        sock = _new_socket() if netns is None else socket_in_netns(netns, _new_socket)
         try:
-            nft = cls(sock, max_batch_bytes=max_batch_bytes)
+            sock = _new_socket() if netns is None else socket_in_netns(netns, _new_socket)
+        except OSError as exc:
+            if isinstance(exc, NftError):
+                raise
+            raise io_error(exc, f"opening a netlink socket in {netns or 'our namespace'}") from exc
+        try:
+            nft = cls(sock, max_batch_bytes=max_batch_bytes, end_ack=end_ack)
+            nft.netns_id = netns_id(netns or "/proc/thread-self/ns/net")
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, NftError):
+                raise
+            raise io_error(exc, f"reading the namespace id of {netns}") from exc
         except BaseException:
             sock.close()
             raise
-        nft.netns_id = netns_id(netns or "/proc/thread-self/ns/net")
         return nft
 
     def fileno(self) -> int:
@@ -111,12 +159,13 @@ class NftSocket:
     # --- transactions --------------------------------------------------------------------------------------------
 
     def apply(self, batch: Batch, *, genid: int | None = None) -> None:
-        """Apply the batch as one transaction; raise `TransactionError` (nothing applied) listing every failure.
+        """Apply the batch as one transaction; raise `TransactionError` (nothing applied) listing every failure,
+        `OutcomeUnknown` if the commit could not be confirmed.
 
         With `genid` (from `genid()`), the kernel refuses the batch if the ruleset changed since.
         """
         with self._lock:
-            encoded = batch.encode(self._next_seq(len(batch) + 2), genid=genid)
+            encoded = batch.encode(self._next_seq(len(batch) + 2), genid=genid, ack_each=self.end_ack is not True)
             self._send_batch(encoded)
             self._collect(encoded)
 
@@ -127,17 +176,23 @@ class NftSocket:
                 f"batch of {len(encoded.messages)} messages is {size} bytes, above max_batch_bytes="
                 f"{self.max_batch_bytes}; split the update or raise the limit"
             )
-        if size + _NETLINK_OVERHEAD > self._sndbuf:
-            self._sndbuf = self._grow(socket.SO_SNDBUF, SO_SNDBUFFORCE, size + _NETLINK_OVERHEAD)
+        try:
             if size + _NETLINK_OVERHEAD > self._sndbuf:
-                raise BatchTooLarge(
-                    f"batch is {size} bytes but the socket send buffer is only {self._sndbuf} bytes "
-                    "(SO_SNDBUFFORCE needs CAP_NET_ADMIN; net.core.wmem_max caps SO_SNDBUF)"
-                )
-        want_rcv = _REPLY_ROOM * (len(encoded.messages) + 2)
-        if want_rcv > self._rcvbuf:
-            self._rcvbuf = self._grow(socket.SO_RCVBUF, SO_RCVBUFFORCE, want_rcv)
-        sent = self._sock.send(encoded.data)
+                self._sndbuf = self._grow(socket.SO_SNDBUF, SO_SNDBUFFORCE, size + _NETLINK_OVERHEAD)
+            want_rcv = _REPLY_ROOM * (len(encoded.messages) + 2)
+            if want_rcv > self._rcvbuf:
+                self._rcvbuf = self._grow(socket.SO_RCVBUF, SO_RCVBUFFORCE, want_rcv)
+        except OSError as exc:
+            raise io_error(exc, "sizing the socket buffers") from exc
+        if size + _NETLINK_OVERHEAD > self._sndbuf:
+            raise BatchTooLarge(
+                f"batch is {size} bytes but the socket send buffer is only {self._sndbuf} bytes "
+                "(SO_SNDBUFFORCE needs CAP_NET_ADMIN; net.core.wmem_max caps SO_SNDBUF)"
+            )
+        try:
+            sent = self._sock.send(encoded.data)
+        except OSError as exc:  # refused before the kernel saw the batch (EMSGSIZE, ENOBUFS, ENOMEM, ...)
+            raise io_error(exc, f"sending a batch of {size} bytes") from exc
         if sent != size:
             raise OutcomeUnknown(f"short send: {sent} of {size} bytes")
 
@@ -151,7 +206,8 @@ class NftSocket:
 
     def _collect(self, encoded: EncodedBatch) -> None:
         errors: list[MessageError] = []
-        committed = False
+        end_acked = False
+        acked = 0  # acknowledgements (error 0) of the batch's object messages
         first, last = encoded.first_seq, encoded.end_seq
         while True:
             try:
@@ -160,21 +216,48 @@ class NftSocket:
                 break
             except OSError as exc:
                 if exc.errno == errno_codes.ENOBUFS:
+                    self._discard_queued()  # replies are lost: drop the rest, so later requests are answered
                     raise OutcomeUnknown("netlink receive buffer overflowed; re-read the ruleset") from exc
-                raise
+                raise OutcomeUnknown(f"reading the kernel's answer failed: {exc}") from exc
             for kind, flags, seq, payload in _messages(self._buf, n):
                 if kind != NLMSG_ERROR or not first <= seq <= last:
-                    continue
+                    continue  # a reply to an earlier request, or not an acknowledgement
                 code = -_ERR.unpack_from(payload)[0]
                 if code == 0:
-                    committed = committed or seq == last
+                    if seq == last:
+                        end_acked = True
+                    elif seq != first:
+                        acked += 1
                     continue
                 message = encoded.message_at(seq)
                 errors.append(MessageError(message, code, _error_offset(flags, payload)))
         if errors:
             raise TransactionError(tuple(errors))
-        if not committed:
-            raise OutcomeUnknown("the kernel did not acknowledge the commit (kernel older than 6.10?)")
+        if end_acked:
+            if self.end_ack is None:
+                self.end_ack = True
+            return
+        if encoded.acked_each and acked == len(encoded.messages):
+            if self.end_ack is None:
+                self.end_ack = False  # committed, and this kernel does not acknowledge BATCH_END (before 6.10)
+            return
+        if encoded.acked_each:
+            raise OutcomeUnknown(
+                f"{acked} of {len(encoded.messages)} requested acknowledgements arrived and no error: "
+                "the commit cannot be confirmed"
+            )
+        raise OutcomeUnknown("the kernel did not acknowledge the commit (BATCH_END)")
+
+    def _discard_queued(self) -> None:
+        """Empty the receive queue (the kernel drops every further reply while it is congested)."""
+        while True:
+            try:
+                self._sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno_codes.ENOBUFS:
+                    return
 
     # --- requests ------------------------------------------------------------------------------------------------
 
@@ -185,28 +268,54 @@ class NftSocket:
 
     def request(self, kind: int, family: int, attrs: bytes, *, dump: bool = True) -> list[Reply]:
         """Send one GET request (a dump unless `dump=False`) and return its replies."""
+        return self.dump(kind, family, attrs, dump=dump).replies
+
+    def dump(self, kind: int, family: int, attrs: bytes, *, dump: bool = True) -> Dump:
+        """Like `request`, also telling whether the kernel flagged the dump as interrupted (NLM_F_DUMP_INTR).
+
+        Raises `RequestError` when the kernel answers with an error, `NetlinkIOError` when the socket fails or
+        no reply comes within `REQUEST_TIMEOUT` seconds.
+        """
         with self._lock:
             seq = self._next_seq(1)
             flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
             header = _NLMSGHDR.pack(20 + len(attrs), NFNL_SUBSYS_NFTABLES << 8 | kind, flags, seq, 0)
-            self._sock.send(header + _NFGENMSG.pack(family, 0, 0) + attrs)
-            replies: list[Reply] = []
-            while True:
-                n = self._sock.recv_into(self._buf)
-                for msg_kind, _, msg_seq, payload in _messages(self._buf, n):
-                    if msg_seq != seq:
-                        continue
-                    if msg_kind == NLMSG_DONE:
-                        return replies
-                    if msg_kind == NLMSG_ERROR:
-                        code = -_ERR.unpack_from(payload)[0]
-                        if code:
-                            raise OSError(code, f"nf_tables request {kind}: {errno_codes.errorcode.get(code)}")
-                        return replies
-                    family_, _, _ = _NFGENMSG.unpack_from(payload)
-                    replies.append(Reply(msg_kind & 0xFF, family_, payload[4:]))
-                    if not dump:
-                        return replies
+            try:
+                self._sock.send(header + _NFGENMSG.pack(family, 0, 0) + attrs)
+                return self._replies(kind, seq, dump)
+            except OSError as exc:
+                if isinstance(exc, NftError):
+                    raise
+                raise io_error(exc, f"nf_tables request {kind}") from exc
+
+    def _replies(self, kind: int, seq: int, dump: bool) -> Dump:
+        replies: list[Reply] = []
+        interrupted = False
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)
+        while True:
+            if not poller.poll(REQUEST_TIMEOUT * 1000):
+                raise NetlinkIOError(errno_codes.ETIMEDOUT, f"nf_tables request {kind}: no reply")
+            try:
+                n = self._sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            for msg_kind, msg_flags, msg_seq, payload in _messages(self._buf, n):
+                if msg_seq != seq:
+                    continue
+                interrupted = interrupted or bool(msg_flags & NLM_F_DUMP_INTR)
+                if msg_kind == NLMSG_DONE:
+                    return Dump(replies, interrupted)
+                if msg_kind == NLMSG_ERROR:
+                    code = -_ERR.unpack_from(payload)[0]
+                    if code:
+                        name = errno_codes.errorcode.get(code, str(code))
+                        raise RequestError(code, f"nf_tables request {kind}: {name}")
+                    return Dump(replies, interrupted)
+                family_, _, _ = _NFGENMSG.unpack_from(payload)
+                replies.append(Reply(msg_kind & 0xFF, family_, payload[4:]))
+                if not dump:
+                    return Dump(replies, interrupted)
 
 
 def _messages(buf: bytearray, size: int) -> list[tuple[int, int, int, bytes]]:

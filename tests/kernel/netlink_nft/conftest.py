@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from netlink_nft import NftSocket
+from netlink_nft import KernelFeatures, NftSocket, probe_kernel
 from tests.support.netns import netns_path
 from tests.support.nft import nft
 
@@ -39,3 +39,20 @@ def nft_json(netns: str) -> list[dict[str, Any]]:
 def nft_sock(netns: str) -> Iterator[NftSocket]:
     with NftSocket.open(netns_path(netns)) as sock:
         yield sock
+
+
+@pytest.fixture(scope="session")
+def kernel_features() -> KernelFeatures:
+    """What the running kernel supports (probed once, in a namespace of its own)."""
+    return probe_kernel()
+
+
+@pytest.fixture(autouse=True)
+def _needs_destroy(request: pytest.FixtureRequest) -> None:
+    """Tests marked `needs_destroy` use NFT_MSG_DESTROY* (kernel >= 6.3); older kernels deselect them with
+    `-m "not needs_destroy"` (a skip would count as a failure in CI, and should: it must be deselected)."""
+    if request.node.get_closest_marker("needs_destroy") is None:
+        return
+    features: KernelFeatures = request.getfixturevalue("kernel_features")
+    if not features.destroy:
+        pytest.skip(f'kernel {features.release} has no DESTROY messages (6.3+): run with -m "not needs_destroy"')

@@ -71,7 +71,7 @@ def test_control_two_transactions_do_leak(netns: str, nft_sock: NftSocket) -> No
 
     def delete_then_create(i: int) -> None:
         delete = Batch()
-        delete.destroy_table(T)
+        delete.delete_table(T)
         nft_sock.apply(delete)
         nft_sock.apply(replace_contents(generation(i % 2)))
 
