@@ -103,11 +103,15 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class ControlPlane:
-    """One etcd + kube-apiserver pair. Use as a context manager, or call start() and stop()."""
+    """One etcd + kube-apiserver pair. Use as a context manager, or call start() and stop().
 
-    def __init__(self, bin_dir: Path, startup_timeout: float = 120.0) -> None:
+    With `bare=True` nothing of deploy/ is installed (for tests of the install itself) and `daemon_token` is "".
+    """
+
+    def __init__(self, bin_dir: Path, startup_timeout: float = 120.0, *, bare: bool = False) -> None:
         self.bin_dir = bin_dir
         self.startup_timeout = startup_timeout
+        self.bare = bare
         self.workdir = Path(tempfile.mkdtemp(prefix="trinet-controlplane-"))
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.credentials: Credentials | None = None
@@ -174,8 +178,10 @@ class ControlPlane:
         with httpx.Client(
             base_url=url, verify=tls_context(ca_file), headers={"Authorization": f"Bearer {admin_token}"}
         ) as admin:
-            apply_manifests(admin, load_manifests(*CLUSTER_MANIFESTS))
-            daemon_token = self._request_token(admin, *DAEMON_SERVICE_ACCOUNT)
+            daemon_token = ""
+            if not self.bare:
+                apply_manifests(admin, load_manifests(*CLUSTER_MANIFESTS))
+                daemon_token = self._request_token(admin, *DAEMON_SERVICE_ACCOUNT)
         self.credentials = Credentials(url, ca_file, admin_token, daemon_token)
         return self.credentials
 
