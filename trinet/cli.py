@@ -23,6 +23,7 @@ from trinet.daemon.settings import (
     load_custom_rules,
     validate_for_run,
 )
+from trinet.observability.arguments import add_explain_arguments, add_render_arguments
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("check-config", "validate the settings and custom rule files; exit 2 on any error"),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+    for name, help_text, add_own in (  # trinet.observability: read the cluster through the kubeconfig, no root
+        ("render", "print the nft ruleset the daemon would install for a pod", add_render_arguments),
+        ("explain", "is a flow between two pods allowed, and why (oracle + compiled rulesets)", add_explain_arguments),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_own(sub)
         add_arguments(sub)
     return parser
 
@@ -104,6 +112,12 @@ def main(
     except ConfigError as exc:
         _report(exc.problems, err)
         return EXIT_CONFIG
+    if args.command in ("render", "explain"):  # no node needed: the checks below are for the daemon
+        from trinet.observability.commands import explain_main, render_main  # noqa: PLC0415
+
+        if args.command == "render":
+            return render_main(settings, args.pod, out, err)
+        return explain_main(settings, args, out, err)
     problems = _config_problems(settings)
     if problems:
         _report(problems, err)

@@ -75,10 +75,10 @@ def create_policy(admin: httpx.Client, ns: str, name: str, spec: dict[str, Any],
 
 
 def trinet(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m trinet.observability ARGS`` as a subprocess, with only this kubeconfig."""
+    """``python -m trinet ARGS`` as a subprocess, with only this kubeconfig."""
     env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
     return subprocess.run(
-        [sys.executable, "-m", "trinet.observability", *args],
+        [sys.executable, "-m", "trinet", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -16,25 +16,12 @@ from trinet.daemon.settings import ConfigError, Settings, compile_options, load_
 from trinet.kube.client import ApiError
 from trinet.kube.config import KubeConfigError, load_config
 from trinet.observability.cluster import ClusterObjects, read_cluster
-from trinet.observability.explain import EXIT_ERROR, PROTOCOLS, ExplainError, Flow, exit_status, explain
+from trinet.observability.explain import EXIT_ERROR, ExplainError, Flow, exit_status, explain
 from trinet.observability.explain import format_explanations as _format
 from trinet.observability.render import RenderError, render_pod
 from trinet.policy import CompileOptions
 
-__all__ = ["add_explain_arguments", "add_render_arguments", "explain_main", "render_main"]
-
-
-def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pod", metavar="NAMESPACE/POD", help="the pod whose ruleset to print")
-
-
-def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC_POD", help="source pod, NAMESPACE/NAME")
-    parser.add_argument("dst", metavar="DST_POD", help="destination pod, NAMESPACE/NAME")
-    parser.add_argument("--protocol", required=True, type=str.upper, choices=PROTOCOLS, help="the flow's protocol")
-    parser.add_argument("--port", type=int, help="destination port (TCP, UDP, SCTP)")
-    parser.add_argument("--network", metavar="NS/NAD", help="the secondary network (default: every one they share)")
-    parser.add_argument("--family", type=int, choices=(4, 6), help="IP family (default: each both pods have)")
+__all__ = ["explain_main", "render_main"]
 
 
 def _load(settings: Settings, err: TextIO) -> tuple[ClusterObjects, CompileOptions] | None:

@@ -21,6 +21,7 @@ from typing import Literal
 import msgspec
 
 from trinet.objects import MultiNetworkPolicy, MultiNetworkPolicyPeer, MultiNetworkPolicyPort, Pod
+from trinet.observability.arguments import PROTOCOLS
 from trinet.policy import CompileOptions, Packet, PodRuleset, Snapshot, compile, evaluate
 from trinet.policy.oracle import Oracle
 from trinet.policy.render import render_rule
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR, EXIT_BUG = 0, 1, 2, 3
-PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP")
 _NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 _SOURCE_PORT = 40000  # any ephemeral port: no policy matches source ports
 Verdict = Literal["accept", "drop"]
