@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -186,3 +188,14 @@ def test_failure_category() -> None:
         "unknown",
         "other",
     ]
+
+
+def test_the_readme_documents_every_family_as_defined() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `trinet_")]
+    expected = [
+        f"| `{f.name}` | {f.type} | {', '.join(f'`{label}`' for label in f.labels) or '—'} | {f.help} | {f.cardinality} |"
+        for f in FAMILIES
+    ]
+    assert rows == expected

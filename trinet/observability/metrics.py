@@ -129,10 +129,6 @@ FAMILIES: tuple[Family, ...] = (
         "Kubernetes Events handed to the Event writer, by reason (InvalidPolicy, PolicyNetworkMissing, "
         "PolicyNetworkUnsupported, MalformedAnnotation).", "4",
     ),
-    Family(
-        "trinet_events_dropped_total", "counter", (),
-        "Events not written because the Event queue was full (the writer is rate-limited).", "1",
-    ),
     Family("trinet_ready", "gauge", (), "1 when the daemon is ready (initial sync done, workers alive).", "1"),
 )  # fmt: skip
 _BY_NAME = {f.name: f for f in FAMILIES}
@@ -214,7 +210,6 @@ class Metrics:
         )
         self.invalid = Counter("trinet_invalid_policies", _help("trinet_invalid_policies_total"), registry=r)
         self.events = Counter("trinet_events", _help("trinet_events_total"), ("reason",), registry=r)
-        self.events_dropped = Counter("trinet_events_dropped", _help("trinet_events_dropped_total"), registry=r)
         self.ready = Gauge("trinet_ready", _help("trinet_ready"), registry=r)
         for kind in TRANSACTION_KINDS:  # every series exists from the start: rate() needs a zero to begin with
             for outcome in OUTCOMES:
