@@ -1,0 +1,1 @@
+"""The e2e harness: simulated nodes and pods on one machine, probes with real packets, scenarios as data."""
