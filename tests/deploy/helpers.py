@@ -62,3 +62,46 @@ def daemon_container(docs: Sequence[Doc]) -> Doc:
 
 def to_yaml(docs: Sequence[Doc]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def container_command(docs: Sequence[Doc], root: Path, node_name: str) -> tuple[list[str], dict[str, str]]:
+    """The DaemonSet container's args and env as a process on this machine would see them, with the container's
+    filesystem laid out under `root`: ConfigMap volumes become files with the ConfigMap's data, hostPath volumes
+    symlinks to the host path, emptyDirs empty directories; every argument naming a path under a mount point is
+    moved under `root`. The downward API's spec.nodeName becomes `node_name`."""
+    container = daemon_container(docs)
+    pod_spec = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    mount_points = []
+    for mount in container["volumeMounts"]:
+        volume, target = volumes[mount["name"]], root / mount["mountPath"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if "configMap" in volume:
+            target.mkdir()
+            for key, text in one(docs, "ConfigMap", volume["configMap"]["name"]).get("data", {}).items():
+                (target / key).write_text(text)
+        elif "hostPath" in volume:
+            target.symlink_to(volume["hostPath"]["path"])
+        else:
+            assert "emptyDir" in volume, volume
+            target.mkdir()
+        mount_points.append(mount["mountPath"])
+
+    def inside(path: str, directory: str) -> bool:
+        return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+    def relocate(arg: str) -> str:
+        """A path under a mount point, or above one (--host-prefix=/host for /host/proc), moves under root."""
+        flag, eq, value = arg.partition("=")
+        if eq and value.startswith("/") and any(inside(value, m) or inside(m, value) for m in mount_points):
+            return f"{flag}={root}{value}"
+        return arg
+
+    env = {}
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            assert var["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}, var
+            env[var["name"]] = node_name
+    return [relocate(arg) for arg in container["args"]], env
