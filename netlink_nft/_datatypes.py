@@ -193,15 +193,29 @@ def concat_type_id(types: tuple[DataType, ...]) -> int:
     return result
 
 
+def opaque(type_id: int, length: int) -> DataType:
+    """A data type this library does not model (`ether_addr`, `mark`, ...): values are big-endian numbers. It is
+    never equal to one of ours, so a set of it read back never equals a set we build."""
+    return _Integer(f"type_{type_id}", type_id, length)
+
+
 def split_type_id(type_id: int, key_len: int) -> tuple[DataType, ...]:
-    """Inverse of `concat_type_id` (uses the key length to tell a single type from a concatenation)."""
+    """Inverse of `concat_type_id` (uses the key length to tell a single type from a concatenation); a type we
+    do not model (or a concatenation with one) becomes one `opaque` type of the whole key."""
     if type_id in KEY_TYPES and KEY_TYPES[type_id].length == key_len:
         return (KEY_TYPES[type_id],)
     fields: list[DataType] = []
-    while type_id:
-        fields.append(KEY_TYPES[type_id & ((1 << CONCAT_BITS) - 1)])
-        type_id >>= CONCAT_BITS
-    return tuple(reversed(fields))
+    rest = type_id
+    while rest:
+        known = KEY_TYPES.get(rest & ((1 << CONCAT_BITS) - 1))
+        if known is None:
+            return (opaque(type_id, key_len),)
+        fields.append(known)
+        rest >>= CONCAT_BITS
+    fields.reverse()
+    if sum(padded(t.length) for t in fields) != key_len or len(fields) < 2:
+        return (opaque(type_id, key_len),)
+    return tuple(fields)
 
 
 def padded(length: int) -> int:

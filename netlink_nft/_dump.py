@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno as errno_codes
+import struct
 from collections.abc import Callable
 
 from netlink_nft import _objects, _sets, _tlv
@@ -29,6 +30,7 @@ from netlink_nft._const import (
     NFTA_SET_TABLE,
     NFTA_TABLE_NAME,
 )
+from netlink_nft._datatypes import opaque
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import DumpInterrupted
 from netlink_nft._expr import Expr, Lookup
@@ -86,7 +88,12 @@ def _read_table(nft: NftSocket, table: Table) -> Ruleset | None:
     anonymous: dict[str, AnonymousSet] = {}
     for attrs in _attrs_in_table(nft, NFT_MSG_GETSET, table, ref, NFTA_SET_TABLE):
         spec = _sets.decode_set(attrs)
-        elements = _sets.decode_elements(spec, _element_lists(nft, table, spec.name))
+        lists = _element_lists(nft, table, spec.name)
+        try:
+            elements = _sets.decode_elements(spec, lists)
+        except (KeyError, ValueError, IndexError, struct.error):  # elements we do not model (a catch-all, say):
+            spec = dataclasses.replace(spec, key=(opaque(0, spec.key_len),))  # keep the set, never equal to ours
+            elements = []
         if spec.anonymous:
             anonymous[spec.name] = AnonymousSet(spec.key, tuple(elements), spec.interval, spec.data)
         else:

@@ -34,6 +34,7 @@ class Hook(IntEnum):
     FORWARD = 2
     OUTPUT = 3
     POSTROUTING = 4
+    INGRESS = 5  # inet family (>= 5.10), with a device
 
 
 class Policy(IntEnum):

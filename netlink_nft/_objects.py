@@ -89,20 +89,20 @@ def encode_rule_ref(rule: Rule) -> bytes:
 
 # --- decoding ------------------------------------------------------------------------------------------------------
 
+_HOOKS = frozenset(Hook)
+_POLICIES = frozenset(Policy)
+
 
 def decode_chain(table: Table, attrs: dict[int, bytes]) -> Chain:
     name = _tlv.get_str(attrs[NFTA_CHAIN_NAME])
     if NFTA_CHAIN_HOOK not in attrs:
         return Chain(table, name)
     hook = _tlv.parse_attrs(attrs[NFTA_CHAIN_HOOK])
-    return Chain(
-        table,
-        name,
-        Hook(_tlv.get_be32(hook[NFTA_HOOK_HOOKNUM])),
-        _tlv.get_be32s(hook[NFTA_HOOK_PRIORITY]),
-        Policy(_tlv.get_be32(attrs[NFTA_CHAIN_POLICY])),
-        _tlv.get_str(attrs[NFTA_CHAIN_TYPE]),
-    )
+    number, policy = _tlv.get_be32(hook[NFTA_HOOK_HOOKNUM]), _tlv.get_be32(attrs.get(NFTA_CHAIN_POLICY, b"\0\0\0\1"))
+    kind = _tlv.get_str(attrs.get(NFTA_CHAIN_TYPE, b"?"))
+    if number not in _HOOKS or policy not in _POLICIES:  # not ours (another family's hook): never equal to ours
+        return Chain(table, name, Hook.INPUT, 0, Policy.ACCEPT, f"{kind} (hook {number}, policy {policy})")
+    return Chain(table, name, Hook(number), _tlv.get_be32s(hook[NFTA_HOOK_PRIORITY]), Policy(policy), kind)
 
 
 def _comment(udata: bytes | None) -> str | None:
@@ -110,7 +110,7 @@ def _comment(udata: bytes | None) -> str | None:
     while udata and offset + 2 <= len(udata):
         kind, length = udata[offset], udata[offset + 1]
         if kind == NFTNL_UDATA_RULE_COMMENT:
-            return udata[offset + 2 : offset + 2 + length].split(b"\0", 1)[0].decode()
+            return udata[offset + 2 : offset + 2 + length].split(b"\0", 1)[0].decode(errors="replace")
         offset += 2 + length
     return None
 

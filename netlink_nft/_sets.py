@@ -48,7 +48,7 @@ from netlink_nft._const import (
     NLA_F_NESTED,
     SET_ELEM_NEST_LIMIT,
 )
-from netlink_nft._datatypes import KEY_TYPES, VERDICT, DataType, Value, concat_type_id, padded, split_type_id
+from netlink_nft._datatypes import KEY_TYPES, VERDICT, DataType, Value, concat_type_id, opaque, padded, split_type_id
 from netlink_nft._elements import Data, Key, SetElement
 from netlink_nft._verdict import Verdict
 
@@ -254,7 +254,8 @@ def decode_set(attrs: dict[int, bytes]) -> SetSpec:
     data: DataType | None = None
     if NFTA_SET_DATA_TYPE in attrs:
         data_type = _tlv.get_be32(attrs[NFTA_SET_DATA_TYPE])
-        data = VERDICT if data_type == NFT_DATA_VERDICT else KEY_TYPES[data_type]
+        data_len = _tlv.get_be32(attrs.get(NFTA_SET_DATA_LEN, b"\0\0\0\0"))
+        data = VERDICT if data_type == NFT_DATA_VERDICT else KEY_TYPES.get(data_type) or opaque(data_type, data_len)
     anonymous = bool(flags & SET_F_ANONYMOUS)
     return SetSpec(
         table=_tlv.get_str(attrs[NFTA_SET_TABLE]),

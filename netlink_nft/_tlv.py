@@ -74,7 +74,7 @@ def parse_attrs(buf: bytes, offset: int = 0) -> dict[int, bytes]:
 
 
 def get_str(payload: bytes) -> str:
-    return payload.split(b"\0", 1)[0].decode()
+    return payload.split(b"\0", 1)[0].decode(errors="replace")
 
 
 def get_be16(payload: bytes) -> int:

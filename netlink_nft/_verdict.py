@@ -14,6 +14,10 @@ class VerdictCode(IntEnum):
 
     DROP = 0
     ACCEPT = 1
+    STOLEN = 2
+    QUEUE = 3
+    REPEAT = 4
+    STOP = 5
     CONTINUE = -1
     BREAK = -2
     JUMP = -3

@@ -7,6 +7,7 @@ Every expression is a frozen dataclass with a class-level kernel `name`, `encode
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
@@ -40,7 +41,8 @@ def register(cls: _E) -> _E:
 
 @dataclass(frozen=True)
 class Unknown(Expr):
-    """An expression this library does not model, kept verbatim so a dump never fails and never compares equal."""
+    """An expression this library does not model (or one of ours with a value it does not know, such as `meta
+    priority`), kept verbatim: a dump never fails, and it never compares equal to anything the matchers build."""
 
     name: str  # type: ignore[misc]
     data: bytes
@@ -69,7 +71,10 @@ def decode_expr(payload: bytes) -> Expr:
     cls = REGISTRY.get(name)
     if cls is None:
         return Unknown(name, data)
-    return cls.decode(_tlv.parse_attrs(data))
+    try:
+        return cls.decode(_tlv.parse_attrs(data))
+    except (ValueError, KeyError, IndexError, struct.error):  # a value or layout we do not model (meta priority)
+        return Unknown(name, data)
 
 
 def value_nest(kind: int, data: bytes) -> bytes:
