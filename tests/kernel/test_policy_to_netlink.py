@@ -54,7 +54,15 @@ def test_custom_rules_and_icmp_options_map_one_to_one(netns_pair: tuple[str, str
             'oifname != "eth0" sctp sport 5 accept',
         ]
     )
-    v6 = "ip6 daddr != fe80::/10 accept\nicmpv6 type nd-neighbor-solicit accept\nip6 saddr fd00::1-fd00::9 drop\n"
+    v6 = "\n".join(
+        [
+            "ip6 daddr != fe80::/10 accept",
+            "icmpv6 type nd-neighbor-solicit accept",
+            "ip6 saddr fd00::1-fd00::9 drop",
+            "ip6 saddr ::/1 drop",  # an integer network below 2**32: must not be built as IPv4
+            "ip6 daddr != ::/20 accept",
+        ]
+    )
     custom = build_custom_rules(
         v4_ingress=CustomRuleFile("v4", v4), v6_egress=CustomRuleFile("v6", v6), v6_ingress=CustomRuleFile("x", v6)
     )

@@ -4,18 +4,19 @@ Public API::
 
     Snapshot(pods, namespaces, policies, nads, previous=None)   indexed cluster state (``trinet.objects``)
     compile(snapshot, pod, options) -> PodRuleset       the complete desired ruleset of one pod
-    PodRuleset.content_hash() / .structure_hash()       skip unchanged pods / detect element-only changes
+    PodRuleset.content_hash()                           equal rulesets, equal hashes (logs, skip unchanged pods)
     delta(old, new) -> Delta                            NoChange | ElementDelta | FullSwap
     render(ruleset) -> str                              ``nft -f`` text (logs, debugging, golden files)
     build_custom_rules(v4_ingress=CustomRuleFile(...), ...) -> CustomRules   operator rule files (nft subset)
     validate_policy(policy) -> EffectivePolicy          validation messages and the normalised policy
     evaluate(ruleset, packet)                           a packet's verdict (tests, debugging)
 
-    trinet.policy.to_netlink.to_netlink(ruleset)        the ``netlink_nft`` Ruleset, and
-    trinet.policy.to_netlink.transaction(installed, desired) -> (Batch | None, Installed | None)
-                                                        the one netlink_nft transaction, and what it installs
-                                                        (imported separately: this package does not import
-                                                        netlink_nft)
+    trinet.policy.to_netlink (imported separately: this package does not import netlink_nft):
+        to_netlink(ruleset, generation=None)            the ``netlink_nft`` Ruleset
+        transaction(installed, desired) -> (Batch | None, Installed | None)   the one transaction from what we
+                                                        installed, and what it installs
+        adopt(dump, desired) -> (Batch | None, Installed | None)   the same from what the kernel holds
+        removal(table), drop_counters(dump)             table removal; packets isolation dropped
     trinet.policy.oracle.Oracle(...).allowed(...)       the reference evaluator of semantics.md §2.10 (tests)
 
 Where upstream is silent, the choices are listed in ``DECISIONS.md`` next to this file.

@@ -8,6 +8,10 @@ added interval never overlaps one still present.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import TypeVar
+
 import msgspec
 
 from trinet.policy.ipblock import Interval
@@ -16,6 +20,7 @@ from trinet.policy.ruleset import PodRuleset, Table
 __all__ = ["Delta", "ElementDelta", "FullSwap", "NoChange", "SetElementChange", "delta"]
 
 Element = tuple[Interval, ...]
+T = TypeVar("T", bound=Element)
 
 
 class NoChange(msgspec.Struct, frozen=True):
@@ -48,17 +53,63 @@ def _bare(table: Table) -> Table:
 
 
 def delta(old: PodRuleset | None, new: PodRuleset) -> Delta:
-    """What to send to turn the applied ``old`` (None: unknown or absent) into ``new``."""
-    if old == new:
-        return NoChange()
-    if old is None or not old.enforces or not new.enforces or _bare(old.table) != _bare(new.table):
+    """What to send to turn the applied ``old`` (None: unknown or absent) into ``new``.
+
+    Each set's elements are compared once (``sorted_diff``), so a peer change costs a pass of C comparisons over the
+    unchanged elements and Python work only for the change."""
+    if old is None or _bare(old.table) != _bare(new.table):
         return FullSwap(new)
     changes = []
     for before, after in zip(old.table.sets, new.table.sets, strict=True):
-        if before.elements != after.elements:
-            was, now = set(before.elements), set(after.elements)
-            changes.append(
-                SetElementChange(after.name, tuple(e for e in before.elements if e not in now),
-                                 tuple(e for e in after.elements if e not in was))
-            )  # fmt: skip
-    return ElementDelta(tuple(changes))
+        if before.elements is not after.elements:
+            removed, added = sorted_diff(before.elements, after.elements)
+            if removed or added:
+                changes.append(SetElementChange(after.name, removed, added))
+    return ElementDelta(tuple(changes)) if changes else NoChange()
+
+
+def sorted_diff(old: Sequence[T], new: Sequence[T]) -> tuple[tuple[T, ...], tuple[T, ...]]:
+    """(in ``old`` only, in ``new`` only) of two sorted sequences of distinct elements, in order.
+
+    Cost grows with the number of differences (times log n), not with the length: runs that both share are skipped
+    with slice comparisons, which CPython does in C (and by identity when the elements are the same objects)."""
+    removed: list[T] = []
+    added: list[T] = []
+    i = j = 0
+    while i < len(old) and j < len(new):
+        run = _common_run(old, i, new, j)
+        i, j = i + run, j + run
+        if i == len(old) or j == len(new):
+            break
+        if old[i] < new[j]:  # old[i:k] all lie below new[j], and earlier new elements matched earlier old ones
+            k = bisect_left(old, new[j], i)
+            removed.extend(old[i:k])
+            i = k
+        else:
+            k = bisect_left(new, old[i], j)
+            added.extend(new[j:k])
+            j = k
+    removed.extend(old[i:])
+    added.extend(new[j:])
+    return tuple(removed), tuple(added)
+
+
+def _common_run(a: Sequence[T], i: int, b: Sequence[T], j: int) -> int:
+    """The largest t with a[i:i+t] == b[j:j+t]: gallop, then halve; every element is compared about twice."""
+    limit = min(len(a) - i, len(b) - j)
+    known, step = 0, 1  # a[i:i+known] == b[j:j+known]
+    while known < limit:
+        end = min(known + step, limit)
+        if a[i + known : i + end] != b[j + known : j + end]:
+            break
+        known, step = end, step * 2
+    else:
+        return known
+    high = min(known + step, limit)  # the first difference lies in [known, high)
+    while high - known > 1:
+        mid = (known + high) // 2
+        if a[i + known : i + mid] == b[j + known : j + mid]:
+            known = mid
+        else:
+            high = mid
+    return known

@@ -1,14 +1,14 @@
 """Evaluate one packet against a ``PodRuleset`` the way the kernel would evaluate the nftables it maps to.
 
 Used by tests to check compiled rulesets against the oracle without a kernel. It models: base chains by hook with
-policy accept, rules in order, ``jump`` (return on fall-through), verdict maps (no entry: continue), and every match
-type of ``ruleset.py`` (an address match of the other family never matches, even negated, as in nftables where
-``ip saddr`` carries an implicit ``meta nfproto ipv4``).
+policy accept, rules in order, verdict maps whose entries jump (return on fall-through; no entry: continue), and
+every match type of ``ruleset.py`` (an address match of the other family never matches, even negated, as in
+nftables where ``ip saddr`` carries an implicit ``meta nfproto ipv4``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, assert_never
 
 import msgspec
 
@@ -21,7 +21,6 @@ from trinet.policy.ruleset import (
     Drop,
     IcmpType,
     IfName,
-    Jump,
     L4Proto,
     Match,
     NfProto,
@@ -69,48 +68,42 @@ class _Evaluator:
 
     def matches(self, match: Match) -> bool:
         p = self.packet
-        if isinstance(match, NfProto):
-            return p.family == match.family
-        if isinstance(match, L4Proto):
-            return (p.protocol in match.protocols) != match.negate
-        if isinstance(match, IfName):
-            own = "iifname" if p.hook == "input" else "oifname"
-            name = p.ifname if match.field == own else ""
-            return (name in match.names) != match.negate
-        if isinstance(match, CtState):
-            return p.ct_state in match.states
-        if isinstance(match, Addr):
-            if p.family != match.family:
-                return False
-            value = p.saddr if match.field == "saddr" else p.daddr
-            if match.set_name is not None:
-                found = self.in_set(match.set_name, (value,))
-            else:
-                found = any(lo <= value <= hi for lo, hi in match.elements)
-            return found != match.negate
-        if isinstance(match, Port):
-            port = p.sport if match.field == "sport" else p.dport
-            if p.protocol not in _PORT_PROTOCOLS or port is None:
-                return False
-            if match.set_name is not None:
-                found = self.in_set(match.set_name, (port,))
-            else:
-                found = any(lo <= port <= hi for lo, hi in match.elements)
-            return found != match.negate
-        if isinstance(match, AddrPort):
-            port = p.sport if match.port_field == "sport" else p.dport
-            if p.family != match.family or p.protocol not in _PORT_PROTOCOLS or port is None:
-                return False
-            addr = p.saddr if match.addr_field == "saddr" else p.daddr
-            return self.in_set(match.set_name, (addr, port))
-        if isinstance(match, IcmpType):
-            return (
-                p.family == match.family
-                and p.protocol == _ICMP_OF_FAMILY[match.family]
-                and p.icmp_type is not None
-                and p.icmp_type in match.types
-            )
-        raise TypeError(f"unknown match {match!r}")
+        match match:
+            case NfProto(family=family):
+                return p.family == family
+            case L4Proto(protocols=protocols, negate=negate):
+                return (p.protocol in protocols) != negate
+            case IfName(field=field, names=names, negate=negate):
+                own = "iifname" if p.hook == "input" else "oifname"
+                return ((p.ifname if field == own else "") in names) != negate
+            case CtState(states=states):
+                return p.ct_state in states
+            case Addr(family=family, field=field, set_name=set_name, elements=elements, negate=negate):
+                if p.family != family:
+                    return False
+                value = p.saddr if field == "saddr" else p.daddr
+                if set_name is not None:
+                    return self.in_set(set_name, (value,)) != negate
+                return any(lo <= value <= hi for lo, hi in elements) != negate
+            case Port(field=field, elements=elements, negate=negate):
+                port = p.sport if field == "sport" else p.dport
+                if p.protocol not in _PORT_PROTOCOLS or port is None:
+                    return False
+                return any(lo <= port <= hi for lo, hi in elements) != negate
+            case AddrPort(family=family, addr_field=addr_field, port_field=port_field, set_name=set_name):
+                port = p.sport if port_field == "sport" else p.dport
+                if p.family != family or p.protocol not in _PORT_PROTOCOLS or port is None:
+                    return False
+                return self.in_set(set_name, (p.saddr if addr_field == "saddr" else p.daddr, port))
+            case IcmpType(family=family, types=types):
+                return (
+                    p.family == family
+                    and p.protocol == _ICMP_OF_FAMILY[family]
+                    and p.icmp_type is not None
+                    and p.icmp_type in types
+                )
+            case _:
+                assert_never(match)
 
     def run(self, chain: Chain, depth: int = 0) -> Literal["accept", "drop"] | None:
         if depth > 16:
@@ -123,18 +116,17 @@ class _Evaluator:
         return None
 
     def verdict(self, verdict: Verdict, depth: int) -> Literal["accept", "drop"] | None:
-        if isinstance(verdict, Accept):
-            return "accept"
-        if isinstance(verdict, Drop):
-            return "drop"
-        if isinstance(verdict, Jump):
-            return self.run(self.chains[verdict.chain], depth + 1)
-        if isinstance(verdict, Vmap):
-            own = "iifname" if self.packet.hook == "input" else "oifname"
-            key = self.packet.ifname if verdict.field == own else ""
-            target = self.maps[verdict.map_name].get(key)
-            return None if target is None else self.run(self.chains[target], depth + 1)
-        raise TypeError(f"unknown verdict {verdict!r}")
+        match verdict:
+            case Accept():
+                return "accept"
+            case Drop():
+                return "drop"
+            case Vmap(field=field, map_name=map_name):
+                own = "iifname" if self.packet.hook == "input" else "oifname"
+                target = self.maps[map_name].get(self.packet.ifname if field == own else "")
+                return None if target is None else self.run(self.chains[target], depth + 1)
+            case _:
+                assert_never(verdict)
 
 
 def evaluate(ruleset: PodRuleset, packet: Packet) -> Literal["accept", "drop"]:

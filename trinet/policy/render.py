@@ -7,6 +7,7 @@ the same text byte for byte. Interval elements print as a prefix when they are o
 from __future__ import annotations
 
 import ipaddress
+from typing import assert_never
 
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.ruleset import (
@@ -19,7 +20,6 @@ from trinet.policy.ruleset import (
     Drop,
     IcmpType,
     IfName,
-    Jump,
     L4Proto,
     Match,
     NfProto,
@@ -64,44 +64,41 @@ def _neg(negate: bool) -> str:
 
 
 def _match(match: Match) -> str:
-    if isinstance(match, NfProto):
-        return f"meta nfproto ipv{match.family}"
-    if isinstance(match, L4Proto):
-        protocols = [_PROTO_NAMES.get(p, str(p)) for p in match.protocols]
-        return f"meta l4proto {_neg(match.negate)}{_anonymous(protocols)}"
-    if isinstance(match, IfName):
-        names = ['"' + n + '"' for n in match.names]
-        return f"{match.field} {_neg(match.negate)}{_anonymous(names)}"
-    if isinstance(match, CtState):
-        return "ct state " + ",".join(match.states)
-    if isinstance(match, Addr):
-        proto, key = ("ip", "ipv4_addr") if match.family == 4 else ("ip6", "ipv6_addr")
-        target = f"@{match.set_name}" if match.set_name else _anonymous([_interval(i, key) for i in match.elements])
-        return f"{proto} {match.field} {_neg(match.negate)}{target}"
-    if isinstance(match, Port):
-        items = [_interval(i, "inet_service") for i in match.elements]
-        target = f"@{match.set_name}" if match.set_name else _anonymous(items)
-        return f"th {match.field} {_neg(match.negate)}{target}"
-    if isinstance(match, AddrPort):
-        proto = "ip" if match.family == 4 else "ip6"
-        return f"{proto} {match.addr_field} . th {match.port_field} @{match.set_name}"
-    if isinstance(match, IcmpType):
-        table = _ICMP_NAMES if match.family == 4 else _ICMPV6_NAMES
-        types = [table.get(t, str(t)) for t in match.types]
-        return f"{'icmp' if match.family == 4 else 'icmpv6'} type {_anonymous(types)}"
-    raise TypeError(f"unknown match {match!r}")
+    match match:
+        case NfProto(family=family):
+            return f"meta nfproto ipv{family}"
+        case L4Proto(protocols=protocols, negate=negate):
+            return f"meta l4proto {_neg(negate)}{_anonymous([_PROTO_NAMES.get(p, str(p)) for p in protocols])}"
+        case IfName(field=field, names=names, negate=negate):
+            quoted = [f'"{n}"' for n in names]
+            return f"{field} {_neg(negate)}{_anonymous(quoted)}"
+        case CtState(states=states):
+            return "ct state " + ",".join(states)
+        case Addr(family=family, field=field, set_name=set_name, elements=elements, negate=negate):
+            proto, key = ("ip", "ipv4_addr") if family == 4 else ("ip6", "ipv6_addr")
+            target = f"@{set_name}" if set_name else _anonymous([_interval(i, key) for i in elements])
+            return f"{proto} {field} {_neg(negate)}{target}"
+        case Port(field=field, elements=elements, negate=negate):
+            return f"th {field} {_neg(negate)}{_anonymous([_interval(i, 'inet_service') for i in elements])}"
+        case AddrPort(family=family, addr_field=addr_field, port_field=port_field, set_name=set_name):
+            return f"{'ip' if family == 4 else 'ip6'} {addr_field} . th {port_field} @{set_name}"
+        case IcmpType(family=family, types=types):
+            known = _ICMP_NAMES if family == 4 else _ICMPV6_NAMES
+            return f"{'icmp' if family == 4 else 'icmpv6'} type {_anonymous([known.get(t, str(t)) for t in types])}"
+        case _:
+            assert_never(match)
 
 
 def _verdict(verdict: Verdict) -> str:
-    if isinstance(verdict, Accept):
-        return "accept"
-    if isinstance(verdict, Drop):
-        return "drop"
-    if isinstance(verdict, Jump):
-        return f"jump {verdict.chain}"
-    if isinstance(verdict, Vmap):
-        return f"{verdict.field} vmap @{verdict.map_name}"
-    raise TypeError(f"unknown verdict {verdict!r}")
+    match verdict:
+        case Accept():
+            return "accept"
+        case Drop():
+            return "drop"
+        case Vmap(field=field, map_name=map_name):
+            return f"{field} vmap @{map_name}"
+        case _:
+            assert_never(verdict)
 
 
 _PORT_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}

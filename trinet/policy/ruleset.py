@@ -15,7 +15,8 @@ nftables expression group (see ``render.py`` for the text form):
 ``IcmpType``       ``icmp type { 0, 8 }`` / ``icmpv6 type { 133, 134 }``
 =================  ==========================================================
 
-Verdicts are ``accept``, ``drop``, ``jump <chain>`` and ``<iifname|oifname> vmap @<map>``.
+Verdicts are ``accept``, ``drop`` and ``<iifname|oifname> vmap @<map>`` (whose entries ``jump`` to chains); a
+rule may count the packets that reach its verdict (``counter``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ __all__ = [
     "Family",
     "IcmpType",
     "IfName",
-    "Jump",
     "KeyType",
     "L4Proto",
     "Match",
@@ -75,8 +75,9 @@ IfField = Literal["iifname", "oifname"]
 KeyType = Literal["ipv4_addr", "ipv6_addr", "inet_service"]
 
 
-class _V(msgspec.Struct, frozen=True, array_like=True, tag=True):
-    """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous."""
+class _V(msgspec.Struct, frozen=True, array_like=True, tag=True, weakref=True):
+    """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous; weakly
+    referenceable, so that memos keyed by them (``to_netlink``) live only as long as the values."""
 
 
 class NfProto(_V, frozen=True):
@@ -109,8 +110,9 @@ class Addr(_V, frozen=True):
 
 
 class Port(_V, frozen=True):
+    """Port match against anonymous ``elements`` (ranges)."""
+
     field: PortField
-    set_name: str | None = None
     elements: tuple[Interval, ...] = ()
     negate: bool = False
 
@@ -138,10 +140,6 @@ class Drop(_V, frozen=True):
     pass
 
 
-class Jump(_V, frozen=True):
-    chain: str
-
-
 class Vmap(_V, frozen=True):
     """``<field> vmap @<map_name>``: look the interface up in a verdict map; no entry means continue."""
 
@@ -149,7 +147,7 @@ class Vmap(_V, frozen=True):
     map_name: str
 
 
-Verdict = Accept | Drop | Jump | Vmap
+Verdict = Accept | Drop | Vmap
 
 
 class Rule(_V, frozen=True):
@@ -207,10 +205,3 @@ class PodRuleset(_V, frozen=True):
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON encoding (IPv6 integers exceed msgpack): equal rulesets, equal hashes."""
         return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
-
-    def structure_hash(self) -> str:
-        """Hash of everything except set elements: equal structure means a set-element delta suffices."""
-        bare = msgspec.structs.replace(
-            self.table, sets=tuple(msgspec.structs.replace(s, elements=()) for s in self.table.sets)
-        )
-        return hashlib.sha256(msgspec.json.encode(bare)).hexdigest()

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import ipaddress
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 import netlink_nft as nl
-from tests.unit.policy.builders import property_settings
-from tests.unit.policy.test_semantics import FROM_A, cluster, server
+from tests.unit.policy.builders import pod, property_settings
+from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
+from trinet.policy import ruleset as pm
 from trinet.policy.compile import Direction, _chain_name, chain_interface
-from trinet.policy.to_netlink import Installed, adopt, drop_counters, to_netlink, transaction, versioned
+from trinet.policy.to_netlink import Installed, adopt, drop_counters, mapping, to_netlink, transaction, versioned
 
 ONE = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
 TWO = cluster(server({"ingress": [FROM_A], "egress": [{}]})).ruleset("ns/s")
+PODS_MOVED = [
+    pod("ns/s", {"app": "s"}, net1(1)),
+    pod("ns/a", {"app": "a"}, net1(9)),
+    pod("ns/a2", {"app": "a"}, net1(7)),
+]
 
 
 def _kinds(batch: nl.Batch) -> list[str]:
@@ -94,3 +103,62 @@ def test_chain_names_read_back_as_their_interface(name: str, direction: Directio
 def test_other_names_are_not_interface_chains() -> None:
     for name in ("input", "output", "ingress", "ingress-", "ingress-a b", "egress/x6", "egress/xff"):
         assert chain_interface(name) is None, name
+
+
+def _memo_entries() -> int:
+    gc.collect()
+    return sum(len(m) for m in (mapping._MATCHES, mapping._RULES, mapping._SETS, mapping._MAPS))
+
+
+def test_memos_hold_only_what_live_rulesets_hold() -> None:
+    """Mapping a thousand different rulesets one after the other, keeping only the last (as the daemon keeps what
+    it installed), leaves the memos as large as after the first: bounded by what is alive, not by history."""
+    spec = {"ingress": [FROM_A], "egress": [{"ports": [{"port": 1}]}]}
+    world = cluster(server(spec))
+    gc.collect()
+    before = _memo_entries()
+    kept = world.ruleset("ns/s")
+    to_netlink(kept, 1)
+    one = _memo_entries() - before
+    assert one > 0
+    for port in range(2, 1002):
+        kept = cluster(server({"ingress": [FROM_A], "egress": [{"ports": [{"port": port}]}]})).ruleset("ns/s")
+        to_netlink(kept, 1 + port % 2)
+    assert _memo_entries() - before <= 2 * one
+    del kept, world
+    assert _memo_entries() == before
+
+
+def test_a_peer_change_maps_only_the_change() -> None:
+    """The element path builds set definitions without elements and converts only the changed elements."""
+    before = _memo_entries()
+    old, new = ONE, cluster(server({"ingress": [FROM_A]}), pods=[*PODS_MOVED]).ruleset("ns/s")
+    batch, installed = transaction(Installed(old, 2), new)
+    assert batch is not None and installed == Installed(new, 2)
+    assert {m.describe().split()[0] for m in batch.messages} <= {"NEWSETELEM", "DELSETELEM"}
+    assert all(".g2" in m.describe() for m in batch.messages)
+    assert _memo_entries() == before  # nothing mapped whole
+
+
+def test_mapping_with_a_generation_equals_mapping_the_versioned_copy() -> None:
+    for generation in (None, 1, 2):
+        copy = ONE if generation is None else versioned(ONE, generation)
+        assert to_netlink(ONE, generation) == to_netlink(copy)
+
+
+def test_ipv6_prefixes_short_enough_to_look_like_ipv4_stay_ipv6() -> None:
+    """``::/16`` as an integer network is 0/16, which ``ipaddress.ip_network`` would take for IPv4."""
+    table = nl.Table(nl.Family.INET, "t")
+    for cidr, text in (("::/16", "::/16"), ("::/1", "::/1"), ("::/96", "::/96"), ("::/0", "::/0")):
+        network = ipaddress.IPv6Network(cidr)
+        lo, hi = int(network.network_address), int(network.broadcast_address)
+        rule = pm.Rule((pm.Addr(6, "saddr", elements=((lo, hi),)),), pm.Accept())
+        assert mapping._rule(table, "c", rule, "") == nl.rule(table, "c", nl.eq(nl.IP6_SADDR, text), nl.ACCEPT)
+
+
+def test_ct_state_mask_is_in_host_byte_order() -> None:
+    states = ("established", "related")
+    native = mapping.ct_state(states)
+    assert native.exprs[1] == nl.Bitwise((6).to_bytes(4, sys.byteorder), bytes(4))
+    assert mapping.ct_state(states, "big").exprs[1] == nl.Bitwise(b"\0\0\0\x06", bytes(4))  # s390x
+    assert mapping.ct_state(states, "little").exprs[1] == nl.Bitwise(b"\x06\0\0\0", bytes(4))

@@ -1,0 +1,167 @@
+"""Peer churn through the daemon's own path: one peer added to a pod whose peer set holds 10 / 1,000 / 10,000 /
+100,000 addresses, as ``to_netlink.transaction(installed, desired)`` builds it, encoded and applied in a netns
+(a kept socket, as the daemon keeps one per pod). Goal: the same cost whatever the set size.
+
+Columns (medians): ``model`` builds the desired ruleset with the one new address (a sorted tuple insert, the only
+O(n) step, in C: not ours to avoid while rulesets are immutable tuples); ``transaction`` is
+``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of ``desired`` is a new
+object (as after a recompile: the unchanged runs are then compared by value, in C); ``encode`` the batch to bytes;
+``apply`` the kernel transaction (encode + sendmsg + acknowledgements). ``x10`` is ``transaction + apply`` against
+the 10-address row of the same run.
+
+Then the process's RSS while the 10,000-address pod goes through 100,000 such changes, each adding an address never
+seen before (and removing the previous one, so the kernel's set keeps its size): flat RSS means no memo grows with
+history. ``memo`` counts the entries of to_netlink's memos.
+
+Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_peer_churn [--changes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import gc
+import statistics
+import time
+
+import msgspec
+
+from netlink_nft import NftSocket
+from tests.support.netns import netns_path, throwaway_netns
+from tests.unit.policy.builders import World, nad, pod, policy
+from trinet.policy import PodRuleset
+from trinet.policy.to_netlink import Installed, mapping, transaction
+
+SIZES = (10, 1_000, 10_000, 100_000)
+REPS = 41
+BASE = 10 << 24 | 2 << 16  # 10.2.0.0: the synthetic peers, one address each
+NEW = 10 << 24 | 200 << 16  # 10.200.0.0 upwards: the peers that arrive
+
+
+def peer_ruleset(size: int) -> PodRuleset:
+    """Pod ns/s isolated on net1, admitting ingress from app=a, whose IPv4 peer set holds ``size`` addresses."""
+    world = World(
+        [pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])]), pod("ns/a", {"app": "a"}, [])],
+        [policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [{"podSelector": {
+            "matchLabels": {"app": "a"}}}]}]})],
+        nads=[nad("ns/net1")],
+    )  # fmt: skip
+    ruleset = world.ruleset("ns/s")
+    (peers,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr",) and not s.interval]
+    return _with_elements(ruleset, peers.name, tuple(((a, a),) for a in range(BASE, BASE + size)))
+
+
+def _with_elements(ruleset: PodRuleset, name: str, elements: tuple[tuple[tuple[int, int]], ...]) -> PodRuleset:
+    sets = tuple(msgspec.structs.replace(s, elements=elements) if s.name == name else s for s in ruleset.table.sets)
+    return PodRuleset(msgspec.structs.replace(ruleset.table, sets=sets))
+
+
+def _peer_set(ruleset: PodRuleset) -> tuple[str, tuple[tuple[tuple[int, int]], ...]]:
+    (peers,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr",) and not s.interval]
+    return peers.name, peers.elements  # type: ignore[return-value]
+
+
+def added(ruleset: PodRuleset, address: int, removed: int | None = None) -> PodRuleset:
+    """``ruleset`` with ``address`` added to (and ``removed`` taken out of) its peer set."""
+    name, elements = _peer_set(ruleset)
+    if removed is not None:
+        i = bisect.bisect_left(elements, ((removed, removed),))
+        elements = elements[:i] + elements[i + 1 :]
+    i = bisect.bisect_left(elements, ((address, address),))
+    return _with_elements(ruleset, name, (*elements[:i], ((address, address),), *elements[i:]))
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def measure(size: int) -> dict[str, float]:
+    base = peer_ruleset(size)
+    samples: dict[str, list[float]] = {k: [] for k in ("model", "transaction", "fresh", "encode", "apply")}
+    with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
+        batch, installed = transaction(None, base)
+        assert batch is not None and installed is not None
+        sock.apply(batch)
+        for i in range(REPS):
+            start = time.perf_counter()
+            desired = added(installed.ruleset, NEW + i)
+            samples["model"].append(_ms(start))
+            fresh = msgspec.json.decode(msgspec.json.encode(desired), type=PodRuleset)
+            start = time.perf_counter()
+            transaction(installed, fresh)
+            samples["fresh"].append(_ms(start))
+            start = time.perf_counter()
+            batch, after = transaction(installed, desired)
+            samples["transaction"].append(_ms(start))
+            assert batch is not None and len(batch) == 1, "one peer added must be one element message"
+            start = time.perf_counter()
+            batch.encode()
+            samples["encode"].append(_ms(start))
+            start = time.perf_counter()
+            sock.apply(batch)
+            samples["apply"].append(_ms(start))
+            back, installed = transaction(after, base)  # and out again, untimed: every round adds to `size`
+            assert back is not None and installed == Installed(base, 1)
+            sock.apply(back)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def memo_entries() -> int:
+    return sum(len(m) for m in (mapping._MATCHES, mapping._RULES, mapping._SETS, mapping._MAPS))
+
+
+def churn(size: int, changes: int) -> None:
+    print(f"\nRSS while a {size:,}-address pod goes through {changes:,} changes (a new peer each, the last one leaves)")
+    print(f"| {'changes':>9} | {'RSS MiB':>8} | {'memo':>5} | {'us/change':>9} |")
+    print(f"|{'-' * 11}|{'-' * 10}|{'-' * 7}|{'-' * 11}|")
+    base = peer_ruleset(size)
+    with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
+        batch, installed = transaction(None, base)
+        assert batch is not None and installed is not None
+        sock.apply(batch)
+        previous: int | None = None
+        start = time.perf_counter()
+        step = max(1, changes // 5)
+        for i in range(changes + 1):
+            if i % step == 0:
+                gc.collect()
+                per_change = _ms(start) * 1000 / step if i else 0.0
+                print(f"| {i:>9,} | {rss_kib() / 1024:>8.1f} | {memo_entries():>5} | {per_change:>9.0f} |")
+                start = time.perf_counter()
+            if i == changes:
+                break
+            batch, installed = transaction(installed, added(installed.ruleset, NEW + i, previous))
+            assert batch is not None and installed is not None
+            sock.apply(batch)
+            previous = NEW + i
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--changes", type=int, default=100_000, help="changes in the RSS run (default 100,000)")
+    args = parser.parse_args()
+    print(f"One peer added through to_netlink.transaction, build + encode + apply (medians of {REPS})")
+    print(
+        f"| {'peers':>7} | {'model ms':>8} | {'transaction ms':>14} | {'fresh ms':>8} | {'encode ms':>9} | "
+        f"{'apply ms':>8} | {'total ms':>8} | {'x10':>5} |"
+    )
+    print(f"|{'-' * 9}|{'-' * 10}|{'-' * 16}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 7}|")
+    first: float | None = None
+    for size in SIZES:
+        m = measure(size)
+        total = m["transaction"] + m["apply"]
+        first = first or total
+        print(
+            f"| {size:>7,} | {m['model']:>8.3f} | {m['transaction']:>14.3f} | {m['fresh']:>8.3f} | "
+            f"{m['encode']:>9.3f} | {m['apply']:>8.3f} | {total:>8.3f} | {total / first:>5.2f} |"
+        )
+    churn(10_000, args.changes)
+
+
+if __name__ == "__main__":
+    main()
