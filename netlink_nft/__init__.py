@@ -26,7 +26,7 @@ Values in, bytes out, one transaction per update::
 - Errors, all derived from `NftError`: `TransactionError` (every failing message with its object, errno and
   attribute offset; nothing applied), `OutcomeUnknown` (the commit could not be confirmed: dump and reconcile),
   `BatchTooLarge`, `DumpInterrupted`, `KernelTooOld`, `NetlinkIOError` (an `OSError` too; `NamespaceNotFound`,
-  `RequestError`).
+  `RequestError`), `InvalidValue` / `InvalidType` for bad model values (also `ValueError` / `TypeError`).
 
 Kernel floor: **Linux 5.7** (`KERNEL_FLOOR`), the oldest kernel with every feature the rulesets use (inet tables,
 `th` payloads, `ct state`, interface names, verdict maps, interval and concatenated sets, interval concatenations:
@@ -54,6 +54,8 @@ from netlink_nft._elements import AnonymousSet, SetElement
 from netlink_nft._errors import (
     BatchTooLarge,
     DumpInterrupted,
+    InvalidType,
+    InvalidValue,
     KernelTooOld,
     MessageError,
     NamespaceNotFound,
@@ -185,6 +187,8 @@ __all__ = [
     "Guard",
     "Hook",
     "Immediate",
+    "InvalidType",
+    "InvalidValue",
     "KernelFeatures",
     "KernelTooOld",
     "Log",

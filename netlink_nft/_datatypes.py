@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netlink_nft._const import NFT_BYTEORDER_BIG, NFT_BYTEORDER_HOST, NFT_DATA_VERDICT
+from netlink_nft._errors import InvalidValue
 
 Value = ipaddress.IPv4Address | ipaddress.IPv6Address | int | str
 
@@ -96,7 +97,7 @@ class _Address(DataType):
                 pass
         if isinstance(value, int) and not isinstance(value, bool):
             return self._class(value)
-        raise ValueError(f"{value!r} is not an {self.name}")
+        raise InvalidValue(f"{value!r} is not an {self.name}")
 
     def to_bytes(self, value: Value) -> bytes:
         return value.packed  # type: ignore[union-attr]
@@ -109,7 +110,7 @@ class _Address(DataType):
 
     def from_int(self, number: int) -> Value:
         if not 0 <= number < 1 << (8 * self.length):
-            raise ValueError(f"{number} is not an {self.name}")
+            raise InvalidValue(f"{number} is not an {self.name}")
         return _MAKE[self._class](number)
 
     def with_int(self, value: object) -> tuple[Value, int]:
@@ -137,7 +138,7 @@ class _IPv6(_Address):
 class _Integer(DataType):
     def normalise(self, value: object) -> Value:
         if not isinstance(value, int) or not 0 <= value < 1 << (8 * self.length):
-            raise ValueError(f"{value!r} is not a valid {self.name}")
+            raise InvalidValue(f"{value!r} is not a valid {self.name}")
         return value
 
     def to_bytes(self, value: Value) -> bytes:
@@ -159,7 +160,7 @@ class _Ifname(DataType):
 
     def normalise(self, value: object) -> Value:
         if not isinstance(value, str) or not 0 < len(value.encode()) < IFNAMSIZ:
-            raise ValueError(f"{value!r} is not an interface name")
+            raise InvalidValue(f"{value!r} is not an interface name")
         return value
 
     def to_bytes(self, value: Value) -> bytes:

@@ -16,6 +16,7 @@ from operator import itemgetter
 import msgspec
 
 from netlink_nft._datatypes import IPV4_ADDR, IPV6_ADDR, VERDICT, DataType, Value
+from netlink_nft._errors import InvalidType, InvalidValue
 from netlink_nft._verdict import Verdict
 
 Key = Value | tuple[Value, ...]
@@ -45,7 +46,7 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
         bits = 8 * kind.length
         prefixlen = int(length) if length else bits
         if not 0 <= prefixlen <= bits:
-            raise ValueError(f"{cidr!r}: bad prefix length")
+            raise InvalidValue(f"{cidr!r}: bad prefix length")
         host = (1 << (bits - prefixlen)) - 1
         first, last = number & ~host, number | host
         return cls(kind.from_int(first), None if first == last else kind.from_int(last))
@@ -58,7 +59,7 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
 def _key_tuple(types: tuple[DataType, ...], key: Key) -> tuple[Value, ...]:
     values = key if isinstance(key, tuple) else (key,)
     if len(values) != len(types):
-        raise ValueError(f"key {key!r} does not match type {' . '.join(t.name for t in types)}")
+        raise InvalidValue(f"key {key!r} does not match type {' . '.join(t.name for t in types)}")
     return tuple(t.normalise(v) for t, v in zip(types, values, strict=True))
 
 
@@ -73,13 +74,13 @@ def _unwrap(values: tuple[Value, ...]) -> Key:
 def _check_data(data_type: DataType | None, element: SetElement) -> Data:
     if data_type is None:
         if element.data is not None:
-            raise ValueError(f"element {element!r} has data but the set is not a map")
+            raise InvalidValue(f"element {element!r} has data but the set is not a map")
         return None
     if element.data is None:
-        raise ValueError(f"map element {element!r} has no data")
+        raise InvalidValue(f"map element {element!r} has no data")
     if data_type is VERDICT:
         if not isinstance(element.data, Verdict):
-            raise ValueError(f"verdict map element {element!r} needs a Verdict")
+            raise InvalidValue(f"verdict map element {element!r} needs a Verdict")
         return element.data
     return data_type.normalise(element.data)
 
@@ -95,13 +96,13 @@ def normalise(
         key = _key_tuple(types, element.key)
         end = None if element.end is None else _key_tuple(types, element.end)
         if end is not None and not interval:
-            raise ValueError(f"element {element!r} is a range but the set has no interval flag")
+            raise InvalidValue(f"element {element!r} is a range but the set has no interval flag")
         if end == key:
             end = None
         raw = _key_bytes(types, key) + (b"" if end is None else _key_bytes(types, end))
         canonical = SetElement(_unwrap(key), None if end is None else _unwrap(end), _check_data(data_type, element))
         if by_key.setdefault(raw, canonical) != canonical:
-            raise ValueError(f"conflicting data for {canonical.key!r}")
+            raise InvalidValue(f"conflicting data for {canonical.key!r}")
     return tuple(by_key[raw] for raw in sorted(by_key))
 
 
@@ -113,14 +114,14 @@ def _distinct_values(
     by_number: dict[int, SetElement] = {}
     for element in elements:
         if isinstance(element.key, tuple):
-            raise TypeError(f"element {element!r} has a concatenated key")
+            raise InvalidType(f"element {element!r} has a concatenated key")
         if element.end is not None:
-            raise ValueError(f"element {element!r} is a range but the set has no interval flag")
+            raise InvalidValue(f"element {element!r} is a range but the set has no interval flag")
         value, number = with_int(element.key)
         data = None if data_type is None and element.data is None else _check_data(data_type, element)
         canonical = element if element.key is value and element.data is data else SetElement(value, None, data)
         if by_number.setdefault(number, canonical) != canonical:
-            raise ValueError(f"conflicting data for {value!r}")
+            raise InvalidValue(f"conflicting data for {value!r}")
     return tuple(by_number[number] for number in sorted(by_number))
 
 
@@ -131,11 +132,11 @@ def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable
     for element in elements:
         key, end = element.key, element.end
         if isinstance(key, tuple) or isinstance(end, tuple):
-            raise TypeError(f"element {element!r} has a concatenated key")
+            raise InvalidType(f"element {element!r} has a concatenated key")
         first_value, first = with_int(key)
         last_value, last = (first_value, first) if end is None else with_int(end)
         if last < first:
-            raise ValueError(f"range {element!r} ends before it starts")
+            raise InvalidValue(f"range {element!r} ends before it starts")
         data = None if data_type is None and element.data is None else _check_data(data_type, element)
         spans.append((first, last, data, first_value, last_value, element))
     spans.sort(key=itemgetter(0))  # equal starts: the merge below takes the longest end
@@ -148,7 +149,7 @@ def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable
     c_original: SetElement | None = c_element
     for first, last, data, first_value, last_value, element in spans_iter:
         if first <= c_last and data != c_data:
-            raise ValueError(f"overlapping ranges with different data at {first_value}")
+            raise InvalidValue(f"overlapping ranges with different data at {first_value}")
         if first <= c_last + 1 and data == c_data:
             if last > c_last:
                 c_last, c_last_value = last, last_value

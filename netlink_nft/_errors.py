@@ -1,7 +1,8 @@
 """Exceptions of netlink_nft: everything the library raises derives from `NftError`.
 
-Operating-system failures (socket, send, receive, entering a namespace) are re-raised as `NetlinkIOError`, which
-is also an `OSError` with the same `errno`, so code that catches `OSError` keeps working.
+Invalid model values raise `InvalidValue` / `InvalidType` (also `ValueError` / `TypeError`). Operating-system
+failures (socket, send, receive, entering a namespace) are re-raised as `NetlinkIOError`, which is also an
+`OSError` with the same `errno`, so code that catches `OSError` keeps working.
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from netlink_nft._batch import Message
+if TYPE_CHECKING:
+    from netlink_nft._batch import Message
 
 
 class NftError(Exception):
     """Base class of netlink_nft errors."""
+
+
+class InvalidValue(NftError, ValueError):
+    """A model value that cannot be built or encoded (a bad address, overlapping ranges, ...); also a
+    `ValueError`."""
+
+
+class InvalidType(NftError, TypeError):
+    """A model value of the wrong kind (a concatenated key for a single-field set, ...); also a `TypeError`."""
 
 
 class BatchTooLarge(NftError):

@@ -32,6 +32,7 @@ from netlink_nft._datatypes import (
     padded,
 )
 from netlink_nft._elements import AnonymousSet, SetElement
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import (
     Bitwise,
     Cmp,
@@ -179,11 +180,11 @@ def _parse_prefix(value: str | ipaddress.IPv4Network | ipaddress.IPv6Network) ->
     try:
         packed = socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
     except OSError:
-        raise ValueError(f"{value!r} is not an address or prefix") from None
+        raise InvalidValue(f"{value!r} is not an address or prefix") from None
     bits = 8 * len(packed)
     prefixlen = int(length) if length else bits
     if not 0 <= prefixlen <= bits:
-        raise ValueError(f"{value!r}: bad prefix length")
+        raise InvalidValue(f"{value!r}: bad prefix length")
     mask = ((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)
     return (int.from_bytes(packed, "big") & mask).to_bytes(len(packed), "big"), prefixlen
 

@@ -12,6 +12,7 @@ from enum import IntEnum
 
 from netlink_nft._datatypes import DataType
 from netlink_nft._elements import SetElement, normalise
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import Expr
 
 
@@ -132,7 +133,7 @@ class Ruleset:
         items: tuple[Chain | Set | Rule, ...] = (*self.chains, *self.sets, *self.rules)
         for item in items:
             if item.table != self.table:
-                raise ValueError(f"{item} is not in table {self.table}")
+                raise InvalidValue(f"{item} is not in table {self.table}")
         object.__setattr__(self, "chains", tuple(sorted(self.chains, key=lambda c: c.name)))
         object.__setattr__(self, "sets", tuple(sorted(self.sets, key=lambda s: s.name)))
         object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.chain)))

@@ -6,7 +6,8 @@ back. If it ever cannot go back, it ends at once (a new one is started for the n
 other work is ever inside a pod's namespace, and none stays there. Python 3.11 has no `os.setns`, hence ctypes.
 
 No request is ever lost: the thread decides to end (idle, or stranded) under the same lock under which requests are
-queued, and hands what is still queued to its successor. Callers wait at most `timeout` seconds.
+queued; what is still queued is served by a successor, started by the next submitter or by a waiting caller (never
+by the stranded thread: a thread inherits its creator's namespace). Callers wait at most `timeout` seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -98,6 +100,12 @@ class _Opener:
                 self._start()
         return future
 
+    def resume(self) -> None:
+        """Start a serving thread if requests wait and none serves them (after a stranded thread ended)."""
+        with self._lock:
+            if self._thread is None and not self._requests.empty():
+                self._start()
+
     def _start(self) -> None:
         """Start a serving thread (caller holds the lock)."""
         self._thread = threading.Thread(target=self._serve, name="netlink_nft-netns-opener", daemon=True)
@@ -118,9 +126,12 @@ class _Opener:
             try:
                 future.set_result(_create_in(path, factory))
             except _Stranded as exc:
+                # This thread is in a foreign namespace: end it. Its successor must not be started from here (a
+                # new thread inherits the namespace and capabilities of the thread that creates it): the next
+                # submitter or a waiting caller starts it (`resume`).
+                with self._lock:
+                    self._thread = None
                 future.set_exception(NetlinkIOError(errno.EPERM, f"could not leave network namespace {path}: {exc}"))
-                with self._lock:  # this thread is in a foreign namespace: end it, a fresh one serves the queue
-                    self._start()
                 return
             except OSError as exc:
                 future.set_exception(io_error(exc, f"creating a socket in network namespace {path}"))
@@ -136,20 +147,29 @@ def _close_when_done(future: Future[socket.socket]) -> None:
         future.result().close()
 
 
-def _wait(future: Future[socket.socket], what: str, timeout: float) -> socket.socket:
-    try:
-        return future.result(timeout)
-    except FutureTimeout:
-        if not future.cancel():  # already running: close the socket it will produce, nobody will take it
-            future.add_done_callback(_close_when_done)
-        raise NetlinkIOError(errno.ETIMEDOUT, f"{what}: no answer within {timeout} s") from None
+_RESUME_SECONDS = 0.05
+
+
+def wait(opener: _Opener, future: Future[socket.socket], what: str, timeout: float) -> socket.socket:
+    """The future's socket, waiting at most `timeout` seconds; meanwhile restart the opener if it stopped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return future.result(max(0.0, min(_RESUME_SECONDS, deadline - time.monotonic())))
+        except FutureTimeout:
+            if time.monotonic() >= deadline:
+                break
+            opener.resume()
+    if not future.cancel():  # already running: close the socket it will produce, nobody will take it
+        future.add_done_callback(_close_when_done)
+    raise NetlinkIOError(errno.ETIMEDOUT, f"{what}: no answer within {timeout} s")
 
 
 def socket_in_netns(path: str, factory: Factory, *, timeout: float = OPEN_TIMEOUT) -> socket.socket:
     """Call `factory()` inside the network namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`)."""
-    return _wait(_opener.submit(path, factory), f"opening a socket in {path}", timeout)
+    return wait(_opener, _opener.submit(path, factory), f"opening a socket in {path}", timeout)
 
 
 def socket_in_new_netns(factory: Factory, *, timeout: float = OPEN_TIMEOUT) -> socket.socket:
     """Call `factory()` inside a new, empty network namespace, which goes away with the last socket in it."""
-    return _wait(_opener.submit(None, factory), "opening a socket in a new namespace", timeout)
+    return wait(_opener, _opener.submit(None, factory), "opening a socket in a new namespace", timeout)

@@ -20,6 +20,7 @@ from netlink_nft._const import (
     NFTA_TABLE_NAME,
     NFTNL_UDATA_RULE_COMMENT,
 )
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import decode_expr, encode_expr
 from netlink_nft._model import Chain, Hook, Policy, Rule, Table
 
@@ -62,7 +63,7 @@ def encode_flush(table: Table, chain: str | None) -> bytes:
 def _comment_udata(comment: str) -> bytes:
     text = comment.encode() + b"\0"
     if len(text) > 255:
-        raise ValueError("rule comment longer than 254 bytes")
+        raise InvalidValue("rule comment longer than 254 bytes")
     return bytes((NFTNL_UDATA_RULE_COMMENT, len(text))) + text
 
 
@@ -79,7 +80,7 @@ def encode_rule(rule: Rule) -> bytes:
 def encode_rule_ref(rule: Rule) -> bytes:
     """DELRULE body for one rule (needs its kernel handle)."""
     if rule.handle is None:
-        raise ValueError(f"{rule} has no handle: only rules read back from the kernel can be deleted one by one")
+        raise InvalidValue(f"{rule} has no handle: only rules read back from the kernel can be deleted one by one")
     return (
         _tlv.strz(NFTA_RULE_TABLE, rule.table.name)
         + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)

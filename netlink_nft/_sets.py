@@ -50,6 +50,7 @@ from netlink_nft._const import (
 )
 from netlink_nft._datatypes import KEY_TYPES, VERDICT, DataType, Value, concat_type_id, opaque, padded, split_type_id
 from netlink_nft._elements import Data, Key, SetElement
+from netlink_nft._errors import InvalidValue
 from netlink_nft._verdict import Verdict
 
 SET_F_ANONYMOUS = 0x1
@@ -319,7 +320,7 @@ def _pair_interval_ends(spec: SetSpec, raw: list[tuple[bytes, bool, bytes | None
                 start = None
             continue
         if start is not None:
-            raise ValueError(f"interval set {spec.name}: two range starts without an end")
+            raise InvalidValue(f"interval set {spec.name}: two range starts without an end")
         start = (key, data)
     if start is not None:  # the last range reaches the top of the key space
         out.append(SetElement(kind.from_bytes(start[0]), kind.from_bytes(b"\xff" * len(start[0])), start[1]))

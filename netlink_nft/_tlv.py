@@ -10,6 +10,7 @@ import struct
 from collections.abc import Iterator
 
 from netlink_nft._const import NLA_F_NESTED, NLA_TYPE_MASK
+from netlink_nft._errors import InvalidValue
 
 _HDR = struct.Struct("=HH")
 _U8 = struct.Struct("B")
@@ -63,7 +64,7 @@ def iter_attrs(buf: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
     while offset + 4 <= end:
         length, kind = _HDR.unpack_from(buf, offset)
         if length < 4:
-            raise ValueError(f"malformed netlink attribute at offset {offset}")
+            raise InvalidValue(f"malformed netlink attribute at offset {offset}")
         yield kind & NLA_TYPE_MASK, buf[offset + 4 : offset + length]
         offset += (length + 3) & ~3
 

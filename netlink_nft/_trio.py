@@ -23,8 +23,12 @@ class TrioNftSocket:
         self._lock = trio.Lock()
 
     @classmethod
-    async def open(cls, netns: str | None = None, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES) -> TrioNftSocket:
-        nft = await trio.to_thread.run_sync(lambda: NftSocket.open(netns, max_batch_bytes=max_batch_bytes))
+    async def open(
+        cls, netns: str | None = None, *, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES, end_ack: bool | None = None
+    ) -> TrioNftSocket:
+        nft = await trio.to_thread.run_sync(
+            lambda: NftSocket.open(netns, max_batch_bytes=max_batch_bytes, end_ack=end_ack)
+        )
         return cls(nft)
 
     async def apply(self, batch: Batch, *, genid: int | None = None) -> None:

@@ -7,6 +7,7 @@ from enum import IntEnum
 
 from netlink_nft import _tlv
 from netlink_nft._const import NFTA_DATA_VERDICT, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE
+from netlink_nft._errors import InvalidValue
 
 
 class VerdictCode(IntEnum):
@@ -35,7 +36,7 @@ class Verdict:
 
     def __post_init__(self) -> None:
         if (self.code in _NEEDS_CHAIN) != (self.chain is not None):
-            raise ValueError(f"{self.code.name} {'needs' if self.code in _NEEDS_CHAIN else 'takes no'} chain")
+            raise InvalidValue(f"{self.code.name} {'needs' if self.code in _NEEDS_CHAIN else 'takes no'} chain")
 
     def __repr__(self) -> str:
         return f"{self.code.name.lower()}" + (f" {self.chain}" if self.chain else "")

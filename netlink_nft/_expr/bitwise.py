@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from netlink_nft import _tlv
 from netlink_nft._const import NFT_REG_1
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr._base import Expr, register, value_nest, value_of
 
 _SREG, _DREG, _LEN, _MASK, _XOR = 1, 2, 3, 4, 5
@@ -22,7 +23,7 @@ class Bitwise(Expr):
 
     def __post_init__(self) -> None:
         if len(self.mask) != len(self.xor):
-            raise ValueError("bitwise mask and xor must have the same length")
+            raise InvalidValue("bitwise mask and xor must have the same length")
 
     def encode(self) -> bytes:
         return (

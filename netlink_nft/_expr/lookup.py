@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from netlink_nft import _tlv
 from netlink_nft._const import NFT_REG_1
 from netlink_nft._elements import AnonymousSet
+from netlink_nft._errors import InvalidType
 from netlink_nft._expr._base import Expr, register
 
 _SET, _SREG, _DREG, _SET_ID, _FLAGS = 1, 2, 3, 4, 5
@@ -31,7 +32,7 @@ class Lookup(Expr):
 
     def encode(self) -> bytes:
         if not isinstance(self.set, str):
-            raise TypeError("an anonymous set must be bound to a name by the batch before encoding")
+            raise InvalidType("an anonymous set must be bound to a name by the batch before encoding")
         out = _tlv.be32(_SREG, self.sreg)
         if self.dreg is not None:
             out += _tlv.be32(_DREG, self.dreg)
