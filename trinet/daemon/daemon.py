@@ -67,10 +67,9 @@ class Daemon:
         self._reported_policies: dict[str, str] = {}
 
     def workers_alive(self) -> bool:
+        """No worker has been busy with one pod for longer than ``STALL_LIMIT`` (true before they start)."""
         now = time.monotonic()
-        return self.workers_started == self.settings.workers and all(
-            now - since < STALL_LIMIT for since, _ in self.busy.values()
-        )
+        return all(now - since < STALL_LIMIT for since, _ in self.busy.values())
 
     async def consume_changes(self, changes: trio.MemoryReceiveChannel[Change[Any]]) -> None:
         async for change in changes:
@@ -132,7 +131,7 @@ class Daemon:
                 self.workers_started += 1
             nursery.start_soon(resync_forever, self.worker, settings.resync_period)
             await self.worker.initial_done.wait()
-            self.health.synced = True
+            self.health.synced = True  # the store is complete, every local pod was visited, the workers run
             self.observer.ready(True)
             event(log, logging.INFO, "ready", adopted=len(initial), policed=self.worker.policed_count())
             task_status.started()

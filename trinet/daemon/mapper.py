@@ -34,7 +34,9 @@ _PEER_ANNOTATIONS = ("k8s.v1.cni.cncf.io/network-status", "k8s.v1.cni.cncf.io/ne
 def _peer_view(pod: Pod) -> tuple[object, ...]:
     """Everything a policy reads of a pod as a peer; equal views mean the change matters only to the pod itself."""
     ann = pod.metadata.annotations
-    ports = tuple((p.name, p.protocol, p.container_port) for c in pod.spec.containers for p in c.ports or () if p.name)
+    ports = tuple(
+        (p.name, p.protocol, p.container_port) for c in pod.spec.containers or () for p in c.ports or () if p.name
+    )
     return (
         tuple(sorted(pod.metadata.labels.items())),
         tuple(ann.get(a) for a in _PEER_ANNOTATIONS),

@@ -1,0 +1,213 @@
+"""The daemon as a real process against a real API server, pods as namespaces with processes in pod cgroups."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e.controlplane import Credentials
+from tests.api.helpers import unique_namespace
+from tests.conftest import require_root_and_nftables
+from tests.daemon.cluster import Daemon, Node, nft_in, node, table_text, wait_for
+from tests.support.traffic import tcp_connects
+
+SERVER_POLICY = {
+    "podSelector": {"matchLabels": {"app": "server"}},
+    "policyTypes": ["Ingress"],
+    "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}],
+}
+
+
+@pytest.fixture
+def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
+    require_root_and_nftables()
+    with control_plane.client() as client:
+        yield client
+
+
+@pytest.fixture
+def cluster(admin: httpx.Client) -> Iterator[Node]:
+    with node(admin, unique_namespace(admin, "dmn")) as n:
+        n.create_nad()
+        yield n
+
+
+@pytest.fixture
+def daemon(control_plane: Credentials, cluster: Node, tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(control_plane, tmp_path, cluster.name, "--resync-period", "0")
+    yield d
+    if d.process is not None and d.process.poll() is None:
+        d.stop()
+
+
+def _ip(pod_address: str) -> str:
+    return pod_address.split("/", maxsplit=1)[0]
+
+
+def same_rules(netns: str, expected: str | None) -> bool:
+    """The table holds ``expected`` up to the generation suffix of set names (a repair may switch generations)."""
+    text = table_text(netns)
+    return text is not None and expected is not None and _no_generation(text) == _no_generation(expected)
+
+
+def _no_generation(text: str) -> str:
+    return re.sub(r"\.g[12]\b", ".gN", text)
+
+
+def root_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+
+
+def test_policy_enforced_on_selected_local_pods_only_then_delta_then_removed(cluster: Node, daemon: Daemon) -> None:
+    root_before = root_tables()
+    server = cluster.pod("server", {"app": "server"})
+    client = cluster.pod("client", {"app": "client"}, cgroup_driver="cgroupfs")
+    other_node = cluster.pod("remote", {"app": "server"}, node="some-other-node")
+    host_net = cluster.pod("hostnet", {"app": "server"}, host_network=True)
+    daemon.start().wait_ready()
+    assert daemon.get("/healthz") == 200
+    cluster.policy("allow-client", SERVER_POLICY)
+
+    wait_for(lambda: table_text(server.netns), "server's table installed")
+    assert tcp_connects(client.netns, server.netns, _ip(server.address), 80, timeout=2)
+    assert not tcp_connects(client.netns, server.netns, _ip(server.address), 81)
+    assert _ip(client.address) in (table_text(server.netns) or "")
+    for untouched in (client, other_node, host_net):
+        assert table_text(untouched.netns) is None
+    assert root_tables() == root_before  # the node's own namespace is never touched
+
+    mark = daemon.mark()
+    peer = cluster.pod("client2", {"app": "client"})
+    wait_for(lambda: _ip(peer.address) in (table_text(server.netns) or ""), "new peer's address in the server's set")
+    (txn,) = wait_for(lambda: daemon.since(mark, "transaction", pod=f"{cluster.namespace}/server"), "delta logged")
+    assert txn["kind"] == "delta"
+    assert txn["ops"] == "NEWSETELEM:1", txn  # only the element: no table, chain, set or rule message
+    assert tcp_connects(peer.netns, server.netns, _ip(server.address), 80, timeout=2)
+
+    cluster.delete_policy("allow-client")
+    wait_for(lambda: table_text(server.netns) is None, "server's table removed after the policy is deleted")
+    assert tcp_connects(client.netns, server.netns, _ip(server.address), 81, timeout=2)
+    assert daemon.stop() == 0
+
+
+def test_restart_removes_orphans_and_costs_nothing_for_unchanged_pods(cluster: Node, daemon: Daemon) -> None:
+    kept = cluster.pod("kept", {"app": "server"})
+    orphan = cluster.pod("orphan", {"app": "db"})
+    cluster.policy("servers", SERVER_POLICY)
+    cluster.policy("dbs", {**SERVER_POLICY, "podSelector": {"matchLabels": {"app": "db"}}})
+    daemon.start().wait_ready()
+    wait_for(lambda: table_text(kept.netns) and table_text(orphan.netns), "both tables installed")
+    kept_rules = table_text(kept.netns)
+
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert table_text(kept.netns) == kept_rules  # SIGTERM leaves the rules in place
+    assert any(e.get("event") == "stopping" for e in daemon.events())
+    cluster.delete_policy("dbs")  # while the daemon is down: no delete event will ever reach it
+
+    daemon.start().wait_ready()
+    wait_for(lambda: table_text(orphan.netns) is None, "orphaned table removed at start-up")
+    assert table_text(kept.netns) == kept_rules
+    kept_key = f"{cluster.namespace}/kept"
+    assert daemon.since(0, "transaction", pod=kept_key) == []  # adopted as it was: no transaction
+    (removal,) = daemon.since(0, "transaction", pod=f"{cluster.namespace}/orphan")
+    assert removal["kind"] == "remove"
+
+
+def test_hand_edits_are_repaired_at_the_next_resync(control_plane: Credentials, cluster: Node, tmp_path: Path) -> None:
+    server = cluster.pod("server", {"app": "server"})
+    client = cluster.pod("client", {"app": "client"})
+    cluster.policy("allow-client", SERVER_POLICY)
+    daemon = Daemon(control_plane, tmp_path, cluster.name, "--resync-period", "1s").start()
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: table_text(server.netns), "table installed")
+        good = table_text(server.netns)
+
+        mark = daemon.mark()
+        assert nft_in(server.netns, "flush", "table", "inet", "multi_networkpolicy").returncode == 0
+        assert tcp_connects(client.netns, server.netns, _ip(server.address), 81)  # open while flushed
+        wait_for(lambda: same_rules(server.netns, good), "flushed table repaired")
+        assert daemon.since(mark, "drift-detected", pod=f"{cluster.namespace}/server")
+        assert not tcp_connects(client.netns, server.netns, _ip(server.address), 81)
+
+        handles = nft_in(server.netns, "-a", "list", "chain", "inet", "multi_networkpolicy", "ingress-net1").stdout
+        handle = next(line.rsplit("# handle ", 1)[1] for line in handles.splitlines() if "drop" in line)
+        assert nft_in(server.netns, "delete", "rule", "inet", "multi_networkpolicy", "ingress-net1",
+                      "handle", handle).returncode == 0  # fmt: skip
+        wait_for(lambda: same_rules(server.netns, good), "deleted rule repaired")
+    finally:
+        daemon.stop()
+
+
+def test_invalid_policy_keeps_isolation_and_logs_the_reason(cluster: Node, daemon: Daemon) -> None:
+    server = cluster.pod("server", {"app": "server"})
+    client = cluster.pod("client", {"app": "client"})
+    daemon.start().wait_ready()
+    bad_peer = {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus", "values": ["client"]}]}}
+    cluster.policy("bad", {**SERVER_POLICY, "ingress": [{"from": [bad_peer], "ports": [{"port": 80}]}]})
+
+    wait_for(lambda: table_text(server.netns), "server isolated")
+    assert not tcp_connects(client.netns, server.netns, _ip(server.address), 80)
+    (logged,) = wait_for(lambda: daemon.since(0, "policy-invalid", policy=f"{cluster.namespace}/bad"), "reason")
+    assert "Bogus" in logged["errors"]
+
+
+def test_a_vanished_namespace_fails_alone(cluster: Node, daemon: Daemon) -> None:
+    doomed = cluster.pod("doomed", {"app": "server"})
+    healthy = cluster.pod("healthy", {"app": "server"})
+    daemon.start().wait_ready()
+    cluster.policy("allow-client", SERVER_POLICY)
+    wait_for(lambda: table_text(doomed.netns) and table_text(healthy.netns), "both enforced")
+
+    doomed.process.kill()  # the sandbox's last process is gone: no process of the pod is left to find
+    doomed.process.wait()
+    mark = daemon.mark()
+    peer = cluster.pod("client", {"app": "client"})
+    wait_for(lambda: _ip(peer.address) in (table_text(healthy.netns) or ""), "the healthy pod still enforced")
+    wait_for(lambda: daemon.since(mark, "netns-unavailable", pod=f"{cluster.namespace}/doomed"), "failure logged")
+    assert wait_for(lambda: daemon.since(mark, "retry-scheduled", pod=f"{cluster.namespace}/doomed"), "retried")
+    assert daemon.get("/healthz") == 200
+
+
+def test_a_transaction_the_kernel_rejects_is_retried(cluster: Node, daemon: Daemon) -> None:
+    daemon.start().wait_ready()
+    cluster.policy("allow-client", SERVER_POLICY)
+    # A new pod whose namespace already holds our table with a set of the name trinet uses but of another type:
+    # the create-from-nothing batch is rejected whole, then the retry reads the table back and repairs it.
+    server = cluster.pod("server", {"app": "other"})
+    leftover = "table inet multi_networkpolicy {\nset ingress-net1-0.g1 {\ntype inet_service\nelements = { 1 }\n}\n}\n"
+    subprocess.run(["ip", "netns", "exec", server.netns, "nft", "-f", "-"], input=leftover, text=True, check=True)
+    mark = daemon.mark()
+    cluster.patch_pod("server", {"metadata": {"labels": {"app": "server"}}})
+    key = f"{cluster.namespace}/server"
+    (rejected,) = wait_for(lambda: daemon.since(mark, "transaction-rejected", pod=key)[:1], "rejection logged")
+    assert "NEWSET" in rejected["error"], rejected
+    (applied,) = wait_for(lambda: daemon.since(mark, "transaction", pod=key), "retried and applied")
+    assert applied["kind"] == "repair"  # the retry read the table back and replaced what was there
+    text = table_text(server.netns) or ""
+    assert "ingress-net1-0.g1" not in text
+    assert "chain ingress-net1" in text
+
+
+def test_health_endpoints(control_plane: Credentials, cluster: Node, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.kubeconfig"
+    bad.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [
+        {"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}], "current-context": "x"}))  # fmt: skip
+    unreachable = Daemon(control_plane, tmp_path, cluster.name)
+    unreachable.argv[unreachable.argv.index("--kubeconfig") + 1] = str(bad)
+    unreachable.start()
+    try:
+        wait_for(lambda: unreachable.get("/healthz") == 200, "/healthz answers before the store is synced")
+        assert unreachable.get("/readyz") == 503  # the API server cannot be reached: never synced
+        assert unreachable.get("/nothing") == 404
+    finally:
+        unreachable.stop()
