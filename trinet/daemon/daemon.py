@@ -26,13 +26,15 @@ from trinet.daemon.health import Health, serve_health
 from trinet.daemon.logs import event
 from trinet.daemon.mapper import Mapper
 from trinet.daemon.netns import ProcfsResolver
-from trinet.daemon.observer import NullObserver, Observer
+from trinet.daemon.observer import Observer
 from trinet.daemon.queue import DirtyQueue
 from trinet.daemon.resync import local_pod_keys, resync_forever
 from trinet.daemon.settings import Settings, compile_options, load_custom_rules
 from trinet.daemon.worker import PodWorker, SnapshotCache
 from trinet.kube import ApiClient, Change, ClusterStore, load_config, watch_cluster
 from trinet.objects import MultiNetworkPolicy
+from trinet.observability.metrics import Metrics
+from trinet.observability.observer import MetricsObserver, run_observability
 
 __all__ = ["Daemon", "run"]
 
@@ -46,7 +48,7 @@ class Daemon:
 
     def __init__(self, settings: Settings, observer: Observer | None = None) -> None:
         self.settings = settings
-        self.observer: Observer = observer or NullObserver()
+        self.observer: Observer = observer or MetricsObserver(Metrics(per_pod=settings.metrics_per_pod_labels))
         self.options = compile_options(settings, load_custom_rules(settings))
         self.store = ClusterStore()
         self.queue = DirtyQueue()
@@ -114,6 +116,7 @@ class Daemon:
         async with ApiClient(config) as api, trio.open_nursery() as nursery:
             if settings.health_address is not None:
                 await nursery.start(serve_health, settings.health_address, self.health)
+            await nursery.start(run_observability, self, api)  # /metrics, then Events once synced
             nursery.start_soon(self.queue.run_timers)
             nursery.start_soon(self.consume_changes, receive)
             event(log, logging.INFO, "starting", node=settings.node_name, table=settings.table_name,

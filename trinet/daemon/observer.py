@@ -7,6 +7,7 @@ Every method must return quickly and never raise: it is called from the workers'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, Protocol
 
 __all__ = ["NullObserver", "Observer", "TransactionKind", "TransactionOutcome"]
@@ -51,6 +52,9 @@ class Observer(Protocol):
     def ready(self, ready: bool) -> None:
         """Readiness changed."""
 
+    def dropped(self, pod: str, counters: Mapping[tuple[str, str], int]) -> None:
+        """Drop counters read back from the pod's table: packets isolation dropped per (interface, direction)."""
+
 
 class NullObserver:
     """The default: observes nothing."""
@@ -86,4 +90,7 @@ class NullObserver:
         pass
 
     def ready(self, ready: bool) -> None:
+        pass
+
+    def dropped(self, pod: str, counters: Mapping[tuple[str, str], int]) -> None:
         pass

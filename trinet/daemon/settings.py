@@ -203,6 +203,15 @@ class Settings(BaseModel):
             "ADDR",
         ),
     )
+    metrics_per_pod_labels: bool = Field(
+        True,
+        json_schema_extra=_opt(
+            "--metrics-per-pod-labels",
+            ["TRINET_METRICS_PER_POD_LABELS"],
+            "label per-pod metrics with namespace and pod; false on large nodes (node totals) (default: true)",
+            "[BOOL]",
+        ),
+    )
     health_probe_bind_address: str = Field(
         ":8081",
         json_schema_extra=_opt(
@@ -237,7 +246,7 @@ class Settings(BaseModel):
             raise ValueError("must name at least one CNI type")
         return value
 
-    @field_validator("accept_icmp", "accept_icmpv6", mode="before")
+    @field_validator("accept_icmp", "accept_icmpv6", "metrics_per_pod_labels", mode="before")
     @classmethod
     def _bool(cls, value: object) -> object:
         if isinstance(value, str):

@@ -37,7 +37,7 @@ from trinet.daemon.queue import Backoff, DirtyQueue
 from trinet.kube import ClusterStore
 from trinet.objects import Pod
 from trinet.policy import CompileOptions, PodRuleset, Snapshot, compile
-from trinet.policy.to_netlink import Installed, adopt, transaction
+from trinet.policy.to_netlink import Installed, adopt, drop_counters, transaction
 
 __all__ = ["PodState", "PodWorker", "SnapshotCache", "WorkResult"]
 
@@ -270,6 +270,8 @@ class PodWorker:
         except (nl.NftError, OSError) as exc:
             event(log, logging.WARNING, "read-back-failed", pod=key, error=str(exc))
             raise _Retry("read-back") from exc
+        if dumped is not None:
+            self.observer.dropped(key, drop_counters(dumped))
         batch, after = adopt(dumped, desired)
         if batch is None:
             self.observer.adopted(key, unchanged=True)

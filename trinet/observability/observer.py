@@ -3,19 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 import trio
 
+import trinet.kube
 from trinet.daemon.observer import TransactionKind, TransactionOutcome
-from trinet.kube import ClusterStore
+from trinet.daemon.worker import PodState
+from trinet.kube import ApiClient, ClusterStore
 from trinet.objects import MultiNetworkPolicy, Pod
 from trinet.observability.events import EventSink, Reporter
 from trinet.observability.metrics import Metrics
 from trinet.observability.serve import serve_metrics
-from trinet.policy import PodRuleset, Snapshot
+from trinet.policy import PodRuleset
 
-__all__ = ["MetricsObserver", "run_observability"]
+if TYPE_CHECKING:
+    from trinet.daemon.daemon import Daemon
+
+__all__ = ["MetricsObserver", "installed_rulesets", "run_observability"]
 
 
 class MetricsObserver:
@@ -69,27 +76,40 @@ def _lookup(store: ClusterStore) -> Callable[[str, str], MultiNetworkPolicy | Po
     return lookup
 
 
+def installed_rulesets(states: Mapping[str, PodState]) -> Iterator[tuple[str, PodRuleset]]:
+    """(pod, ruleset) of every pod whose table the daemon believes it installed."""
+    for key, state in list(states.items()):
+        if state.installed is not None:
+            yield key, state.installed.ruleset
+
+
+def event_sink(api: ApiClient, node: str) -> EventSink | None:
+    """``trinet.kube.EventWriter`` for this node; None while trinet.kube has none (Events are then only logged)."""
+    writer = getattr(trinet.kube, "EventWriter", None)
+    return None if writer is None else cast(EventSink, writer(api, component="trinet", host=node))
+
+
 async def run_observability(
-    observer: MetricsObserver,
-    *,
-    store: ClusterStore,
-    installed: Callable[[], Iterable[tuple[str, PodRuleset]]],
-    snapshots: Callable[[], Snapshot],
-    events: EventSink | None,
-    node: str,
-    network_plugins: Iterable[str],
-    metrics_address: tuple[str, int] | None,
-    task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED,
+    daemon: Daemon, api: ApiClient, *, task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve ``/metrics`` (when an address is given) and report Events (when a sink is given) until cancelled.
-    ``task_status.started(port)`` once listening."""
+    """While the daemon runs: serve ``/metrics`` on ``--metrics-bind-address`` (``task_status.started(port)`` once
+    listening, None when disabled), and once the initial sync is done (the store complete, so that nothing is
+    reported missing only because it was not listed yet) report Events for what trinet ignores."""
+    observer = daemon.observer
+    if not isinstance(observer, MetricsObserver):
+        task_status.started(None)
+        return
+    settings = daemon.settings
     metrics = observer.metrics
-    metrics.attach(installed, store.health)
+    metrics.attach(partial(installed_rulesets, daemon.worker.states), daemon.store.health)
     async with trio.open_nursery() as nursery:
         port: int | None = None
-        if metrics_address is not None:
-            port = await nursery.start(serve_metrics, metrics_address, metrics)
-        if events is not None:
-            reporter = Reporter(events, metrics, _lookup(store))
-            nursery.start_soon(reporter.run, snapshots, node, tuple(network_plugins))
+        if settings.metrics_address is not None:
+            port = await nursery.start(serve_metrics, settings.metrics_address, metrics)
         task_status.started(port)
+        sink = event_sink(api, settings.node_name)
+        if sink is None:
+            return
+        await daemon.worker.initial_done.wait()
+        reporter = Reporter(sink, metrics, _lookup(daemon.store))
+        await reporter.run(daemon.snapshots.current, settings.node_name, settings.network_plugins)
