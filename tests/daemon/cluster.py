@@ -77,6 +77,33 @@ class FakePodNetwork:
             path = path.parent
 
 
+def make_sandbox(stack: contextlib.ExitStack, fabric: str, uid: str, driver: str = "systemd") -> FakePodNetwork:
+    """A pod sandbox on the bridge of ``fabric``: netns, veth ``net1``, a process in the pod UID's cgroup."""
+    netns = stack.enter_context(throwaway_netns("trinet-dpod"))
+    n = next(_counter)
+    address = f"10.77.{n // 250}.{n % 250 + 2}/16"
+    host_end = f"tdh{os.getpid() % 10000}x{n}"
+    ip("link", "add", host_end, "type", "veth", "peer", "name", "net1", "netns", netns)
+    ip("link", "set", host_end, "netns", fabric)
+    ip("link", "set", host_end, "master", "br0", "up", netns=fabric)
+    ip("addr", "add", address, "dev", "net1", netns=netns)
+    ip("link", "set", "net1", "up", netns=netns)
+    mac = json.loads(ip("-j", "link", "show", "net1", netns=netns))[0]["address"]
+    if driver == "systemd":
+        root = V2_ROOT
+        slice_ = f"kubepods-besteffort-pod{uid.replace('-', '_')}.slice"
+        cgroup = root / "kubepods.slice" / "kubepods-besteffort.slice" / slice_ / f"cri-containerd-{n}.scope"
+    else:
+        root = V1_ROOT
+        cgroup = root / "kubepods" / "besteffort" / f"pod{uid}" / f"ctr{n}"
+    cgroup.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "infinity"])
+    (cgroup / "cgroup.procs").write_text(str(process.pid))
+    sandbox = FakePodNetwork(netns, address, mac, process, cgroup, root)
+    stack.callback(sandbox.close)
+    return sandbox
+
+
 @dataclass
 class Node:
     """Pods of one test on node ``name`` (and pods of other nodes, for negative checks)."""
@@ -141,29 +168,7 @@ class Node:
         ).raise_for_status()
 
     def _sandbox(self, uid: str, driver: str) -> FakePodNetwork:
-        netns = self.stack.enter_context(throwaway_netns("trinet-dpod"))
-        n = next(_counter)
-        address = f"10.77.{n // 250}.{n % 250 + 2}/16"
-        host_end = f"tdh{os.getpid() % 10000}x{n}"
-        ip("link", "add", host_end, "type", "veth", "peer", "name", "net1", "netns", netns)
-        ip("link", "set", host_end, "netns", self.fabric)
-        ip("link", "set", host_end, "master", "br0", "up", netns=self.fabric)
-        ip("addr", "add", address, "dev", "net1", netns=netns)
-        ip("link", "set", "net1", "up", netns=netns)
-        mac = json.loads(ip("-j", "link", "show", "net1", netns=netns))[0]["address"]
-        if driver == "systemd":
-            root = V2_ROOT
-            slice_ = f"kubepods-besteffort-pod{uid.replace('-', '_')}.slice"
-            cgroup = root / "kubepods.slice" / "kubepods-besteffort.slice" / slice_ / f"cri-containerd-{n}.scope"
-        else:
-            root = V1_ROOT
-            cgroup = root / "kubepods" / "besteffort" / f"pod{uid}" / f"ctr{n}"
-        cgroup.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "infinity"])
-        (cgroup / "cgroup.procs").write_text(str(process.pid))
-        sandbox = FakePodNetwork(netns, address, mac, process, cgroup, root)
-        self.stack.callback(sandbox.close)
-        return sandbox
+        return make_sandbox(self.stack, self.fabric, uid, driver)
 
     def policy(self, name: str, spec: dict[str, Any], network: str = "macnet") -> None:
         body = {

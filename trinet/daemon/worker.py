@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
@@ -122,6 +122,7 @@ class PodWorker:
         snapshots: SnapshotCache,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        open_socket: Callable[[str], Awaitable[nl.TrioNftSocket]] = nl.TrioNftSocket.open,
     ) -> None:
         self.store = store
         self.node_name = node_name
@@ -132,6 +133,7 @@ class PodWorker:
         self.snapshots = snapshots
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.open_socket = open_socket  # a pod's netns path -> socket (tests wrap it to force outcomes)
         self.states: dict[str, PodState] = {}
         self.dirty_since: dict[str, float] = {}
         self.initial: set[str] = set()  # pods to visit once before the daemon is ready
@@ -231,7 +233,7 @@ class PodWorker:
             planned = batch, after
         netns = await self._resolve(key, uid, desired)
         try:
-            sock = await nl.TrioNftSocket.open(netns.path)
+            sock = await self.open_socket(netns.path)
         except OSError as exc:
             self._netns_failed(key, "gone", str(exc))
         async with sock:
