@@ -116,7 +116,7 @@ def main(
         from trinet.observability.commands import explain_main, render_main  # noqa: PLC0415
 
         if args.command == "render":
-            return render_main(settings, args.pod, out, err)
+            return render_main(settings, args.pod, out, err, args.generation)
         return explain_main(settings, args, out, err)
     problems = _config_problems(settings)
     if problems:

@@ -13,6 +13,7 @@ from tests.api.helpers import unique_namespace
 from tests.observability.kube import create_nad, create_pod, create_policy, trinet
 from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
 from trinet.policy import CompileOptions, Snapshot, compile, render
+from trinet.policy.to_netlink import versioned
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,11 @@ def test_render_prints_the_compiled_ruleset(control_plane: Credentials, cluster:
     done = trinet(kubeconfig, "render", f"{ns}/s", "--accept-icmp")
     assert done.returncode == 0, done.stderr
     snapshot = _objects(control_plane, ns)
-    expected = render(compile(snapshot, snapshot.pods[f"{ns}/s"], CompileOptions(accept_icmp=True)))
+    expected = render(versioned(compile(snapshot, snapshot.pods[f"{ns}/s"], CompileOptions(accept_icmp=True)), 1))
     assert done.stdout == expected
+    swapped = trinet(kubeconfig, "render", f"{ns}/s", "--accept-icmp", "--generation", "2")
+    ruleset = compile(snapshot, snapshot.pods[f"{ns}/s"], CompileOptions(accept_icmp=True))
+    assert swapped.stdout == render(versioned(ruleset, 2)) != done.stdout
     assert "10.1.0.2" in done.stdout and "10.1.0.3" in done.stdout  # web admits a, tls every pod
     assert f'comment "{ns}/web ingress[0]"' in done.stdout and "meta l4proto icmp accept" in done.stdout
 

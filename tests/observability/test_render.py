@@ -10,6 +10,7 @@ import pytest
 from tests.unit.policy.builders import nad, namespace, pod, policy
 from trinet.observability.render import RenderError, render_pod
 from trinet.policy import CompileOptions, Snapshot, compile, render
+from trinet.policy.to_netlink import versioned
 
 POD = pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])])
 PEER = pod("ns/a", {"app": "a"}, [("ns/net1", "net1", ["10.1.0.2"])])
@@ -24,7 +25,9 @@ def test_render_is_the_compiled_ruleset_with_the_given_options() -> None:
     options = CompileOptions(accept_icmp=True)
     snap = snapshot()
     text, problems = render_pod(snap, "ns/s", options)
-    assert text == render(compile(snap, POD, options))
+    assert text == render(versioned(compile(snap, POD, options), 1))
+    assert "set ingress-net1-0.g1 {" in text
+    assert render_pod(snap, "ns/s", options, generation=2)[0] == render(versioned(compile(snap, POD, options), 2))
     assert "meta l4proto icmp accept" in text and "10.1.0.2" in text
     assert problems == []
 

@@ -11,6 +11,13 @@ PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP")
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pod", metavar="NAMESPACE/POD", help="the pod whose ruleset to print")
+    parser.add_argument(
+        "--generation",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="name the sets as generation 1 (a fresh install, default) or 2 (after an odd number of full swaps)",
+    )
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,14 +40,16 @@ def _load(settings: Settings, err: TextIO) -> tuple[ClusterObjects, CompileOptio
     return objects, options
 
 
-def render_main(settings: Settings, pod: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def render_main(
+    settings: Settings, pod: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr, generation: int = 1
+) -> int:
     """Print the nft text the daemon would install for ``pod``; problems it ignores go to ``err``. 0 or 2."""
     loaded = _load(settings, err)
     if loaded is None:
         return EXIT_ERROR
     objects, options = loaded
     try:
-        text, problems = render_pod(objects.snapshot(), pod, options)
+        text, problems = render_pod(objects.snapshot(), pod, options, generation)
     except RenderError as exc:
         print(f"trinet render: {exc}", file=err)
         return EXIT_ERROR

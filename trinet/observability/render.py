@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trinet.policy import CompileOptions, Snapshot, compile, render
+from trinet.policy.to_netlink import versioned
 
 __all__ = ["RenderError", "render_pod"]
 
@@ -11,9 +12,11 @@ class RenderError(Exception):
     """The pod cannot be rendered (not found, malformed reference)."""
 
 
-def render_pod(snapshot: Snapshot, ref: str, options: CompileOptions) -> tuple[str, list[str]]:
-    """(nft text, problems): the text is what ``compile`` gives for the pod with the daemon's ``options``; when the
-    pod needs no enforcement it is a single comment (the daemon then installs no table). ``problems`` are the
+def render_pod(snapshot: Snapshot, ref: str, options: CompileOptions, generation: int = 1) -> tuple[str, list[str]]:
+    """(nft text, problems): the text is what ``compile`` gives for the pod with the daemon's ``options``, its named
+    sets called as the daemon names them in ``generation`` (``.g1`` on a fresh install; each full swap moves them
+    to the other one, DECISIONS 28); when the pod needs no enforcement it is a single comment (the daemon then
+    installs no table). ``problems`` are the
     malformed parts of the pod's annotations and the validation errors of the policies of its namespace, each of
     which was ignored (isolation kept)."""
     if ref.count("/") != 1 or not all(ref.split("/")):
@@ -27,4 +30,4 @@ def render_pod(snapshot: Snapshot, ref: str, options: CompileOptions) -> tuple[s
         problems += [f"policy {policy.key}: {e}" for e in policy.errors]
     if not ruleset.enforces:
         return f"# {ref}: nothing to enforce; the daemon installs no table in this pod's network namespace\n", problems
-    return render(ruleset), problems
+    return render(versioned(ruleset, generation)), problems
