@@ -1,7 +1,10 @@
 """Parsing of the Multus/NPWG annotations and of a NAD's CNI type (semantics.md §1.3, §2.6).
 
 Every parser is total: malformed input gives an empty or partial result plus human-readable problems, never an
-exception, because annotations are written by users and plugins we do not control.
+exception, because annotations and NADs are written by users and plugins we do not control. That includes JSON
+nested deeper than a decoder recurses (``RecursionError``, not a ``ValueError``), text that is not valid UTF-8
+(lone surrogates) and numbers longer than Python converts: anyone who may create a NAD or annotate a pod must not
+be able to break the snapshot of the whole cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = [
     "is_interface_name",
     "nad_cni_type",
     "normalize_ref",
+    "parse_cni_config",
     "parse_ip",
     "parse_network_status",
     "parse_networks",
@@ -34,6 +38,11 @@ NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 POLICY_FOR_ANNOTATION = "k8s.v1.cni.cncf.io/policy-for"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_JSON_ERRORS = (ValueError, RecursionError)  # msgspec's and json's errors, bad UTF-8 and long numbers: ValueError
+
+
+def _json_problem(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 class NetworkSelection(msgspec.Struct, frozen=True):
@@ -91,8 +100,8 @@ def parse_networks(value: str, pod_namespace: str) -> tuple[tuple[NetworkSelecti
     if any(c in value for c in '[{"'):
         try:
             raw = msgspec.json.decode(value.encode(), type=list[_RawSelection])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return (), [f"networks: invalid JSON: {exc}"]
+        except _JSON_ERRORS as exc:
+            return (), [f"networks: invalid JSON: {_json_problem(exc)}"]
         for sel in raw:
             out.append(NetworkSelection(sel.namespace or pod_namespace, sel.name, sel.interface or None))
         return tuple(out), problems
@@ -129,8 +138,8 @@ def parse_network_status(value: str) -> tuple[tuple[NetworkStatusEntry, ...], li
     ``addresses`` holds ``(version, integer)`` of every valid entry of ``ips``."""
     try:
         raw = msgspec.json.decode(value.encode(), type=list[_RawStatus])
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return (), [f"network-status: invalid JSON: {exc}"]
+    except _JSON_ERRORS as exc:
+        return (), [f"network-status: invalid JSON: {_json_problem(exc)}"]
     problems: list[str] = []
     out: list[NetworkStatusEntry] = []
     for index, item in enumerate(raw):
@@ -152,19 +161,29 @@ def parse_policy_for(value: str | None, policy_namespace: str) -> frozenset[str]
     return frozenset(normalize_ref(item, policy_namespace) for item in value.split(",") if item.strip())
 
 
-def nad_cni_type(nad: NetworkAttachmentDefinition) -> str | None:
-    """CNI type of a NAD: ``plugins[0].type`` of a conflist, else ``type``; None when unknown or malformed.
+def parse_cni_config(config: str) -> tuple[str | None, tuple[str, ...]]:
+    """(CNI type, problems) of a NAD's ``spec.config``: ``plugins[0].type`` of a conflist, else ``type``.
 
-    An empty ``spec.config`` (config on the node's disk) is unknown here: the pure core does no I/O.
+    The type is None when unknown or malformed, with a problem when malformed. An empty config (the config is on
+    the node's disk, which the pure core does not read) is unknown here but not a problem.
     """
+    if not config.strip():
+        return None, ()
     try:
-        cfg = json.loads(nad.spec.config)
-    except ValueError:
-        return None
+        cfg = json.loads(config)
+    except _JSON_ERRORS as exc:
+        return None, (f"spec.config: invalid JSON: {_json_problem(exc)}",)
     if not isinstance(cfg, dict):
-        return None
+        return None, ("spec.config: not a JSON object",)
     plugins = cfg.get("plugins")
     if isinstance(plugins, list) and plugins:
         cfg = plugins[0] if isinstance(plugins[0], dict) else {}
     kind = cfg.get("type")
-    return kind if isinstance(kind, str) and kind else None
+    if isinstance(kind, str) and kind:
+        return kind, ()
+    return None, ("spec.config: no CNI type (a string `type`, or `plugins[0].type` in a conflist)",)
+
+
+def nad_cni_type(nad: NetworkAttachmentDefinition) -> str | None:
+    """CNI type of a NAD (``parse_cni_config``); None when unknown or malformed."""
+    return parse_cni_config(nad.spec.config)[0]

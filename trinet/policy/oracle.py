@@ -137,6 +137,14 @@ def _peer_valid(pe: MultiNetworkPolicyPeer) -> bool:
     return all(_selector_valid(s) for s in (pe.pod_selector, pe.namespace_selector) if s is not None)
 
 
+def _address(text: object) -> _IP | None:
+    """The address of a network-status ``ips`` item, prefix length stripped; None when it is not one."""
+    try:
+        return ipaddress.ip_address(str(text).split("/")[0].strip())
+    except ValueError:
+        return None
+
+
 class Oracle:
     """``allowed(src, dst, protocol, port, family, network)`` over a fixed set of cluster objects."""
 
@@ -155,7 +163,7 @@ class Oracle:
         for nad in nads:
             try:
                 conf = json.loads(nad.spec.config)
-            except ValueError:
+            except (ValueError, RecursionError):  # malformed or nested too deeply: type unknown
                 conf = None
             kind = None
             if isinstance(conf, dict):
@@ -176,7 +184,7 @@ class Oracle:
             return []
         try:
             entries = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
         out = []
         for e in entries if isinstance(entries, list) else []:
@@ -188,8 +196,8 @@ class Oracle:
             name = str(e.get("name", "")).strip()
             if "/" not in name:
                 name = self.requested_namespace(pod, name, iface) + "/" + name
-            addrs = [ipaddress.ip_address(str(ip).split("/")[0].strip()) for ip in e.get("ips") or []]
-            out.append((name, iface, addrs))
+            ips = e.get("ips")
+            out.append((name, iface, [a for a in map(_address, ips if isinstance(ips, list) else []) if a]))
         return out
 
     @staticmethod
@@ -201,7 +209,7 @@ class Oracle:
         if any(c in raw for c in '[{"'):
             try:
                 decoded = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 decoded = []
             for d in decoded if isinstance(decoded, list) else []:
                 if isinstance(d, dict):

@@ -16,7 +16,7 @@ from trinet.policy.annotations import (
     NETWORK_STATUS_ANNOTATION,
     NETWORKS_ANNOTATION,
     is_interface_name,
-    nad_cni_type,
+    parse_cni_config,
     parse_network_status,
     parse_networks,
 )
@@ -134,9 +134,10 @@ class Snapshot:
         nads: Iterable[NetworkAttachmentDefinition] = (),
         previous: Snapshot | None = None,
     ) -> None:
-        self.nad_types: dict[str, str | None] = {
-            f"{n.metadata.namespace}/{n.metadata.name}": nad_cni_type(n) for n in nads
-        }
+        parsed = {f"{n.metadata.namespace}/{n.metadata.name}": parse_cni_config(n.spec.config) for n in nads}
+        self.nad_types: dict[str, str | None] = {ref: kind for ref, (kind, _) in parsed.items()}
+        # Problems of malformed NADs, by "ns/name" (their interfaces are not policed, DECISIONS 2).
+        self.nad_problems: dict[str, tuple[str, ...]] = {ref: found for ref, (_, found) in parsed.items() if found}
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.metadata.labels for n in namespaces}
         self.pods: dict[str, Pod] = {}
         self._pods_by_ns: dict[str, list[Pod]] = defaultdict(list)
