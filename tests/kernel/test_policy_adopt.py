@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netlink_nft import Batch, Family, NftSocket, Ruleset, dump_table, replace_contents
-from netlink_nft import Table as NlTable
+import netlink_nft as nl
 from tests.support.netns import netns_path, veth_pair
 from tests.support.nft import listing, nft
 from tests.support.traffic import flood_while
@@ -26,11 +25,11 @@ ONE = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
 TWO = cluster(server({"ingress": [FROM_A, {"ports": [{"port": 80}]}]})).ruleset("ns/s")
 
 
-def _dump(sock: NftSocket) -> Ruleset | None:
-    return dump_table(sock, NlTable(Family.INET, TABLE))
+def _dump(sock: nl.NftSocket) -> nl.Ruleset | None:
+    return nl.dump_table(sock, nl.Table(nl.Family.INET, TABLE))
 
 
-def _kinds(batch: Batch) -> set[str]:
+def _kinds(batch: nl.Batch) -> set[str]:
     return {m.describe().split()[0] for m in batch.messages}
 
 
@@ -40,14 +39,14 @@ def _fresh_listing(scratch: str, ruleset: PodRuleset, generation: int) -> object
     return listing(scratch)
 
 
-def _install(sock: NftSocket, ruleset: PodRuleset, generation: int = 1) -> None:
+def _install(sock: nl.NftSocket, ruleset: PodRuleset, generation: int = 1) -> None:
     """Load ``ruleset`` under ``generation`` into an empty namespace."""
-    sock.apply(replace_contents(to_netlink(versioned(ruleset, generation))))
+    sock.apply(nl.replace_contents(to_netlink(versioned(ruleset, generation))))
 
 
 @pytest.mark.parametrize("generation", [1, 2])
 def test_adopting_an_identical_table_sends_nothing(netns: str, generation: int) -> None:
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         _install(sock, ONE, generation)
         assert adopt(_dump(sock), ONE) == (None, Installed(ONE, generation))
 
@@ -72,7 +71,7 @@ def _handle(netns: str) -> str:
 @pytest.mark.parametrize("drift", sorted(DRIFTS))
 def test_adopting_a_drifted_table_repairs_it_in_one_batch(netns_pair: tuple[str, str], drift: str) -> None:
     scratch, netns = netns_pair
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         _install(sock, ONE)
         DRIFTS[drift](netns)
         dumped = _dump(sock)
@@ -88,7 +87,7 @@ def test_adopting_a_drifted_table_repairs_it_in_one_batch(netns_pair: tuple[str,
 def test_adopting_a_table_of_another_generation_or_ruleset(netns_pair: tuple[str, str]) -> None:
     """A table holding an older ruleset under generation 2: the new one moves to generation 1, old sets go."""
     scratch, netns = netns_pair
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         _install(sock, TWO, 2)
         batch, installed = adopt(_dump(sock), ONE)
         assert batch is not None and installed == Installed(ONE, 1)
@@ -101,7 +100,7 @@ def test_adopting_when_there_is_no_table_creates_it(netns_pair: tuple[str, str])
     scratch, netns = netns_pair
     batch, installed = adopt(None, ONE)
     assert batch is not None and installed == Installed(ONE, 1)
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         sock.apply(batch)
     assert listing(netns) == _fresh_listing(scratch, ONE, 1)
 
@@ -111,7 +110,7 @@ def test_adopting_a_leftover_set_of_another_type_replaces_it(netns_pair: tuple[s
     would stay in place)."""
     scratch, netns = netns_pair
     by_block = cluster(server({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]})).ruleset("ns/s")
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         _install(sock, by_block)
         batch, installed = adopt(_dump(sock), ONE)
         assert batch is not None and installed == Installed(ONE, 2)
@@ -122,7 +121,7 @@ def test_adopting_a_leftover_set_of_another_type_replaces_it(netns_pair: tuple[s
 def test_removal_works_whether_the_table_exists_or_not(netns: str) -> None:
     gone = cluster().ruleset("ns/s")
     assert not gone.enforces
-    with NftSocket.open(netns_path(netns)) as sock:
+    with nl.NftSocket.open(netns_path(netns)) as sock:
         batch, installed = transaction(None, gone)
         assert batch is not None and installed is None
         assert _kinds(batch) == {"NEWTABLE", "DELTABLE"}
@@ -170,7 +169,7 @@ def test_repairing_drift_under_a_flood_never_lets_a_blocked_packet_through(netns
     subject, client = netns_pair
     with (
         veth_pair(subject, client, ("10.1.0.1/24",), ("10.1.0.2/24",), name_a="net1", name_b="net1"),
-        NftSocket.open(netns_path(subject)) as sock,
+        nl.NftSocket.open(netns_path(subject)) as sock,
     ):
         batch, installed = transaction(None, desired)
         assert batch is not None and installed is not None
@@ -187,7 +186,7 @@ def test_repairing_drift_under_a_flood_never_lets_a_blocked_packet_through(netns
                 if name.startswith("ingress-net1-"):
                     target = next(s for s in drifted.sets if s.name == name)
                     if target.elements:
-                        flush = Batch()
+                        flush = nl.Batch()
                         flush.flush_set(target)
                         sock.apply(flush)
             batch, installed = adopt(_dump(sock), desired)

@@ -1,16 +1,21 @@
 """``compile(snapshot, pod)``: the complete desired nftables ruleset of one pod (DESIGN.md "Data-plane principles").
 
-Layout of table ``inet multi_networkpolicy``::
+Layout of table ``inet multi_networkpolicy`` (as ``render`` writes it; ``tests/golden/policy/`` has whole ones)::
 
-    chain input  (hook input)  : iifname vmap @ingress-dispatch     # only policed, ingress-isolated interfaces
-    chain output (hook output) : oifname vmap @egress-dispatch      # (both always present, maps maybe empty)
-    chain ingress-<if> / egress-<if>, one per isolated (interface, direction):
+    set ingress-net1-0 { type ipv4_addr; }             # per chain, numbered: peers' addresses (hash sets),
+    set ingress-net1-1 { type ipv4_addr; flags interval; }   # ipBlocks (interval sets), egress address . port
+    map ingress-dispatch { type ifname : verdict; elements = { "net1" : jump ingress-net1 } }
+    map egress-dispatch  { ... }                       # both maps always present, maybe empty
+    chain input  { type filter hook input priority 0; policy accept; iifname vmap @ingress-dispatch }
+    chain output { type filter hook output priority 0; policy accept; oifname vmap @egress-dispatch }
+    chain ingress-net1 {                               # one per isolated (interface, direction)
         ct state established,related accept
-        icmpv6 type { 133-137 } accept               # neighbour discovery, unless disabled
-        meta l4proto icmp / ipv6-icmp accept        # --accept-icmp / --accept-icmpv6
+        icmpv6 type { nd-router-solicit, ..., nd-redirect } accept   # neighbour discovery, unless disabled
+        meta l4proto icmp accept                       # accept_icmp / accept_icmpv6 (ipv6-icmp)
         <custom rules of that direction>
-        <the allow rules of every policy isolating this interface in this direction>
-        counter drop
+        ip saddr @ingress-net1-0 tcp dport 80 accept comment "ns/p ingress[0]"   # every isolating policy's rules
+        counter drop                                   # what isolation drops (drop_counters)
+    }
 
 A packet therefore only meets the rules of its own network; interfaces no policy isolates are untouched.
 Peer addresses are taken on the network of the interface only (§2.4.21, our choice, see DECISIONS.md).

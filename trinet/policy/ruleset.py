@@ -9,8 +9,8 @@ nftables expression group (see ``render.py`` for the text form):
 ``L4Proto``        ``meta l4proto tcp`` / ``meta l4proto { tcp, udp }``
 ``IfName``         ``iifname "net1"`` / ``oifname != { "a", "b" }``
 ``CtState``        ``ct state established,related``
-``Addr``           ``ip saddr @set`` / ``ip6 daddr { 2001:db8::/64 }`` (interval sets)
-``Port``           ``th dport { 80, 8000-8010 }`` (needs an ``L4Proto`` earlier in the rule)
+``Addr``           ``ip saddr @set`` (hash or interval set) / ``ip6 daddr != { 2001:db8::/64, fd00::1 }``
+``Port``           ``th dport { 80, 8000-8010 }``, listed ``tcp dport ...`` after ``L4Proto`` (which it needs)
 ``AddrPort``       ``ip daddr . th dport @set`` (concatenation, ``ipv4_addr . inet_service``)
 ``IcmpType``       ``icmp type { 0, 8 }`` / ``icmpv6 type { 133, 134 }``
 =================  ==========================================================
