@@ -29,6 +29,7 @@ __all__ = [
     "NetworkAttachmentDefinitionSpec",
     "ObjectMeta",
     "Pod",
+    "PodIP",
     "PodSpec",
     "PodStatus",
 ]
@@ -46,6 +47,7 @@ class ObjectMeta(_Obj):
     annotations: dict[str, str] = {}
     deletion_timestamp: str | None = None
     resource_version: str = ""
+    creation_timestamp: str = ""
 
 
 class LabelSelectorRequirement(_Obj):
@@ -119,8 +121,14 @@ class PodSpec(_Obj):
     containers: list[Container] = []
 
 
+class PodIP(_Obj):
+    ip: str = ""
+
+
 class PodStatus(_Obj):
     phase: str = ""
+    pod_ip: str = msgspec.field(default="", name="podIP")
+    pod_ips: list[PodIP] = msgspec.field(default_factory=list, name="podIPs")
 
 
 class Pod(_Obj):
