@@ -211,3 +211,44 @@ def test_health_endpoints(control_plane: Credentials, cluster: Node, tmp_path: P
         assert unreachable.get("/nothing") == 404
     finally:
         unreachable.stop()
+
+
+def test_triggers_the_go_peer_misses(cluster: Node, daemon: Daemon, admin: httpx.Client) -> None:
+    """Pending pods, a NAD created after its policy, namespaceSelector-only peers, namespace relabels."""
+    daemon.start().wait_ready()
+    from_team = {
+        "podSelector": {"matchLabels": {"app": "server"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": cluster.namespace}}}]}],
+    }
+    cluster.policy("from-team", from_team, network="late-net")
+    server = cluster.pod("server", {"app": "server"}, network="late-net", phase="Pending")
+    client = cluster.pod("client", {"app": "client"}, network="late-net")
+    assert table_text(server.netns) is None  # the NAD does not exist yet: its type is unknown, nothing policed
+    cluster.create_nad("late-net")
+    wait_for(lambda: table_text(server.netns), "Pending pod enforced once its NAD exists")
+    assert _ip(client.address) not in (table_text(server.netns) or "")
+
+    admin.patch(f"/api/v1/namespaces/{cluster.namespace}", json={"metadata": {"labels": {"team": cluster.namespace}}},
+                headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()  # fmt: skip
+    wait_for(lambda: _ip(client.address) in (table_text(server.netns) or ""), "namespace relabel brings the peers")
+    assert tcp_connects(client.netns, server.netns, _ip(server.address), 80, timeout=2)
+    newcomer = cluster.pod("newcomer", {"any": "labels"}, network="late-net")
+    wait_for(lambda: _ip(newcomer.address) in (table_text(server.netns) or ""), "namespaceSelector-only peer added")
+
+
+def test_cleanup_removes_every_table_of_the_node(control_plane: Credentials, cluster: Node, daemon: Daemon) -> None:
+    a = cluster.pod("a", {"app": "server"})
+    b = cluster.pod("b", {"app": "server"}, cgroup_driver="cgroupfs")
+    plain = cluster.pod("plain", {"app": "none"})
+    cluster.policy("servers", SERVER_POLICY)
+    daemon.start().wait_ready()
+    wait_for(lambda: table_text(a.netns) and table_text(b.netns), "both enforced")
+    assert daemon.stop() == 0
+    assert table_text(a.netns) and table_text(b.netns)  # left in place
+
+    argv = [*daemon.argv[:3], "cleanup", *daemon.argv[4:8]]  # python -m trinet cleanup --kubeconfig K --hostname...
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert table_text(a.netns) is None and table_text(b.netns) is None and table_text(plain.netns) is None
+    assert "table-removed" in proc.stderr
