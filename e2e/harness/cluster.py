@@ -63,10 +63,11 @@ class PodState:
     sandbox: Sandbox
     attached: list[Attached] = field(default_factory=list)
 
-    def on(self, network: str) -> Attached | None:
-        return next((a for a in self.attached if a.network == network), None)
+    def on(self, network: str | list[str]) -> Attached | None:
+        wanted = [network] if isinstance(network, str) else network
+        return next((a for a in self.attached if a.network in wanted), None)
 
-    def endpoint(self, network: str, family: int) -> Endpoint | None:
+    def endpoint(self, network: str | list[str], family: int) -> Endpoint | None:
         att = self.on(network)
         if att is None:
             return None
@@ -198,9 +199,19 @@ class Cluster:
         assert self._daemon_kubeconfig is not None
         self.daemons[name] = Daemon(name, node.netns, self._daemon_kubeconfig, self.logs / f"daemon-{name}.log", [])
 
+    @property
+    def files(self) -> Path:
+        """Where scenario files live; `{files}` in daemon arguments."""
+        return self.state / "files"
+
+    def write_files(self, files: dict[str, str]) -> None:
+        self.files.mkdir(exist_ok=True)
+        for name, text in files.items():
+            (self.files / name).write_text(text)
+
     def start_daemons(self, args: list[str], node: str | None = None) -> None:
         for daemon in self.node_daemons(node):
-            daemon.start(args)
+            daemon.start([a.replace("{files}", str(self.files)) for a in args])
 
     def node_daemons(self, node: str | None) -> list[Daemon]:
         return list(self.daemons.values()) if node is None else [self.daemons[node]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,10 @@ import time
 from pathlib import Path
 
 from tests.support.netns import run_in_netns
+
+
+class DaemonError(RuntimeError):
+    """A daemon exited or never became ready; the message carries its log tail."""
 
 
 class ApiForwarder:
@@ -111,6 +114,42 @@ class Daemon:
                 env={**os.environ, "NODE_NAME": self.node, "PYTHONUNBUFFERED": "1"},
             )
 
+    def health_port(self) -> int | None:
+        """The port of /readyz inside the node namespace (None when disabled)."""
+        value = "8081"
+        for i, arg in enumerate(self.args):
+            if arg == "--health-probe-bind-address" and i + 1 < len(self.args):
+                value = self.args[i + 1]
+            elif arg.startswith("--health-probe-bind-address="):
+                value = arg.split("=", 1)[1]
+        port = value.rsplit(":", 1)[-1]
+        return int(port) if port.isdigit() and int(port) else None
+
+    def ready(self) -> bool:
+        """Does /readyz answer 200 (initial sync done)? Asked from inside the node's namespace."""
+        port = self.health_port()
+        if port is None:
+            return self.alive()
+        try:
+            sock = run_in_netns(self.netns, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+            with sock:
+                sock.settimeout(1.0)
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                return sock.recv(64).split(b" ")[1:2] == [b"200"]
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if not self.alive():
+                raise DaemonError(f"daemon {self.node} exited (code {self.proc and self.proc.returncode}):\n"
+                                   f"{self.log_tail()}")  # fmt: skip
+            if time.monotonic() >= deadline:
+                raise DaemonError(f"daemon {self.node} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -141,18 +180,3 @@ class Daemon:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
-
-
-def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate()` until it is true or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():  # type: ignore[operator]
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def have_nsenter() -> bool:
-    return shutil.which("nsenter") is not None

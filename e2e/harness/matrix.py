@@ -46,7 +46,7 @@ def _matches(pattern: str, key: str) -> bool:
     return fnmatch.fnmatchcase(key, pattern) or ("/" not in pattern and fnmatch.fnmatchcase(_short(key), pattern))
 
 
-def expected_cells(cluster: Cluster, expect: Expect, network: str) -> dict[Cell, bool]:
+def expected_cells(cluster: Cluster, expect: Expect, network: str | list[str]) -> dict[Cell, bool]:
     """Every cell some matrix line covers, with the verdict of the last such line."""
     pods = {k: p for k, p in cluster.pods.items() if p.on(network) is not None}
     cells: dict[Cell, bool] = {}
@@ -71,15 +71,15 @@ def _ports(expect: Expect, dst: PodState) -> list[tuple[str, int]]:
     return [(p.protocol.lower(), p.port) for p in dst.spec.ports]
 
 
-def network_of(cluster: Cluster, expect: Expect) -> str:
-    if expect.network == "cluster":
-        return "cluster"
+def network_of(cluster: Cluster, expect: Expect) -> str | list[str]:
     if expect.network is None:
         return next(iter(cluster.networks))
-    return qualify(expect.network, "default")
+    if isinstance(expect.network, list):
+        return [qualify(n, "default") for n in expect.network]
+    return expect.network if expect.network == "cluster" else qualify(expect.network, "default")
 
 
-def observe(cluster: Cluster, network: str, cells: Iterable[Cell]) -> dict[Cell, Outcome]:
+def observe(cluster: Cluster, network: str | list[str], cells: Iterable[Cell]) -> dict[Cell, Outcome]:
     """Probe every cell concurrently (listeners made on demand); each blocked cell costs PROBE_TIMEOUT."""
     cells = list(cells)
     for cell in cells:

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from e2e.harness.cluster import Cluster
-from e2e.harness.matrix import expected_cells, mismatches, network_of, observe, render
+from e2e.harness.daemons import DaemonError
+from e2e.harness.matrix import Cell, expected_cells, mismatches, network_of, observe, render
+from e2e.harness.oracle_check import judge
 from e2e.harness.probes import Outcome
 from e2e.harness.scenario import DaemonArgs, Expect, Scenario, Step, Tables
 
 DEFAULT_DAEMON_ARGS: list[str] = []
+DAEMON_READY_TIMEOUT = 60.0
 POLL_INTERVAL = 0.1
 """Pause between two probing rounds of an expectation that does not hold yet."""
 
@@ -38,10 +41,19 @@ class Result:
 
 class Runner:
     def __init__(
-        self, scenario: Scenario, cluster: Cluster, say: Callable[[str], None], *, daemons: bool = True
+        self,
+        scenario: Scenario,
+        cluster: Cluster,
+        say: Callable[[str], None],
+        *,
+        daemons: bool = True,
+        oracle: bool = False,
     ) -> None:
         self.scenario = scenario
-        self.daemons = daemons
+        self.oracle = oracle
+        self.daemons = daemons and not oracle
+        self.args = [*DEFAULT_DAEMON_ARGS, *scenario.daemon_args]
+        """The daemons' current arguments (what the oracle check needs to know)."""
         self.cluster = cluster
         self.say = say
         self.result = Result(scenario.name)
@@ -53,8 +65,11 @@ class Runner:
         sc, cl = self.scenario, self.cluster
         for node in sc.nodes:
             cl.add_node(node)
+        cl.write_files(sc.files)
         if self.daemons:
-            cl.start_daemons([*DEFAULT_DAEMON_ARGS, *sc.daemon_args])
+            cl.start_daemons(self.args)
+            for daemon in cl.daemons.values():
+                daemon.wait_ready(DAEMON_READY_TIMEOUT)
         for ns in sc.namespaces:
             cl.add_namespace(ns.name, ns.labels)
         for net in sc.networks:
@@ -115,10 +130,15 @@ class Runner:
         self.cluster.stop_daemons(spec.node)
 
     def _start_daemon(self, spec: DaemonArgs) -> None:
+        if spec.args is not None:
+            self.args = [*DEFAULT_DAEMON_ARGS, *spec.args]
         if not self.daemons:
             return
         for daemon in self.cluster.node_daemons(spec.node):
-            daemon.start(None if spec.args is None else [*DEFAULT_DAEMON_ARGS, *spec.args])
+            args = daemon.args if spec.args is None else [*DEFAULT_DAEMON_ARGS, *spec.args]
+            daemon.start([a.replace("{files}", str(self.cluster.files)) for a in args])
+        for daemon in self.cluster.node_daemons(spec.node):
+            daemon.wait_ready(DAEMON_READY_TIMEOUT)
 
     def _check_daemons(self) -> None:
         dead = self.cluster.dead_daemons()
@@ -132,6 +152,9 @@ class Runner:
         cells = expected_cells(cl, expect, network)
         if not cells:
             raise StepFailed(f"the matrix covers no cell on {network} (no pods with addresses there?)")
+        self._judge(cells, network)  # a matrix the oracle disputes is a wrong scenario, whatever the daemon does
+        if self.oracle:
+            return
         deadline = time.monotonic() + expect.timeout
         confirmed = 0
         while True:
@@ -169,7 +192,24 @@ class Runner:
                     + render(cells, colour=False)
                 )
 
+    def _judge(self, cells: dict[Cell, bool], network: str | list[str]) -> None:
+        verdicts = judge(self.cluster, cells, network, self.args)
+        wrong = [c for c, v in verdicts.items() if cells[c] != v]
+        if self.oracle:
+            self.result.expects += 1
+            self.result.probes += len(verdicts)
+        if wrong:
+            as_seen = {c: Outcome.ALLOWED if v else Outcome.BLOCKED for c, v in verdicts.items()}
+            raise StepFailed(
+                f"the oracle disagrees with {len(wrong)} of {len(cells)} cells on {network}\n"
+                "oracle (x!y: oracle x, scenario y):\n" + render(cells, as_seen, colour=False)
+            )
+        if self.oracle:
+            self.say(f"  oracle agrees on {len(verdicts)} of {len(cells)} cells")
+
     def _tables(self, spec: Tables) -> None:
+        if self.oracle:
+            return
         cl = self.cluster
         want = {self._pod_key(p): True for p in spec.present} | {self._pod_key(p): False for p in spec.absent}
         deadline = time.monotonic() + spec.timeout
@@ -198,13 +238,18 @@ def _namespaced(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    scenario: Scenario, *, bin_dir: Path | None = None, say: Callable[[str], None] = print, daemons: bool = True
+    scenario: Scenario,
+    *,
+    bin_dir: Path | None = None,
+    say: Callable[[str], None] = print,
+    daemons: bool = True,
+    oracle: bool = False,
 ) -> Result:
     """Set up a cluster for `scenario`, run its steps, tear everything down; a failing step gives a failed
     `Result` (with the daemons' log tails), never an exception. The logs of a failed run are kept."""
     started = time.monotonic()
     cluster = Cluster(bin_dir=bin_dir, progress=lambda line: say(f"  {line}"))
-    runner = Runner(scenario, cluster, say, daemons=daemons)
+    runner = Runner(scenario, cluster, say, daemons=daemons, oracle=oracle)
     result = runner.result
     try:
         with cluster:
@@ -219,7 +264,7 @@ def run(
                     f"\n--- daemon {d.node} log tail ---\n{d.log_tail()}" for d in cluster.daemons.values()
                 )
                 raise
-    except StepFailed as exc:
+    except (StepFailed, DaemonError) as exc:
         result.error = str(exc) + result.error
     except Exception:
         result.error = traceback.format_exc() + result.error

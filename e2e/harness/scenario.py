@@ -136,8 +136,9 @@ class Expect(Strict):
     `network` in each family of `families` that both pods have an address of.
     """
 
-    network: str | None = None
-    """NAD reference of the network probed (default: the scenario's first network); `cluster` for eth0."""
+    network: str | list[str] | None = None
+    """NAD reference(s) of the network probed (default: the scenario's first network); `cluster` for eth0. With
+    several, each pod is probed at its first interface on any of them (NADs sharing one L2 segment)."""
     families: list[Literal[4, 6]] = [4, 6]
     ports: list[str] | None = None
     matrix: list[str]
@@ -243,6 +244,9 @@ class Scenario(Strict):
     namespaces: list[Namespace] = []
     networks: list[Network] = []
     pods: list[Pod] = []
+    files: dict[str, str] = {}
+    """Files written before the daemons start (e.g. custom rule files); `{files}` in daemon arguments is their
+    directory."""
     policies: list[dict[str, Any]] = []
     """Objects applied before the first step (verbatim YAML, usually MultiNetworkPolicies)."""
     steps: list[Step]
