@@ -1,0 +1,206 @@
+"""The daemon as a real process: /metrics, drop counters from real blocked packets, and render against the kernel.
+
+Pods are network namespaces with a process in a kubelet-style cgroup (tests/daemon/cluster.py), the API server is
+real, the daemon is ``python -m trinet run`` with /metrics on a free port.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from e2e.controlplane import Credentials
+from tests.api.helpers import unique_namespace
+from tests.conftest import require_root_and_nftables
+from tests.daemon.cluster import Daemon, Node, nft_in, node, table_text, wait_for
+from tests.observability.kube import trinet
+from tests.support.nft import listing, nft
+from tests.support.traffic import udp_delivered
+from trinet.observability.metrics import FAMILIES
+
+SERVER_POLICY = {
+    "podSelector": {"matchLabels": {"app": "server"}},
+    "policyTypes": ["Ingress", "Egress"],
+    "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}],
+    "egress": [],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Scraper:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+
+    def families(self) -> dict[str, list[Sample]]:
+        response = httpx.get(self.url, timeout=5)
+        response.raise_for_status()
+        assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+        return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
+
+    def value(self, family: str, sample: str | None = None, **labels: str) -> float:
+        """One sample's value; 0 when the series does not exist (yet)."""
+        found = [s.value for s in self.families()[family] if s.name == (sample or family) and s.labels == labels]
+        return found[0] if found else 0.0
+
+    def series(self, family: str) -> list[Sample]:
+        return self.families()[family]
+
+
+@pytest.fixture
+def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
+    require_root_and_nftables()
+    with control_plane.client() as client:
+        yield client
+
+
+@pytest.fixture
+def cluster(admin: httpx.Client) -> Iterator[Node]:
+    with node(admin, unique_namespace(admin, "obsd")) as n:
+        n.create_nad()
+        yield n
+
+
+@pytest.fixture
+def metrics_daemon(control_plane: Credentials, cluster: Node, tmp_path: Path) -> Iterator[tuple[Daemon, Scraper]]:
+    port = _free_port()
+    d = Daemon(
+        control_plane, tmp_path, cluster.name, "--resync-period", "1s", "--metrics-bind-address", f"127.0.0.1:{port}"
+    )
+    yield d, Scraper(port)
+    if d.process is not None and d.process.poll() is None:
+        d.stop()
+
+
+def _ip(address: str) -> str:
+    return address.split("/", maxsplit=1)[0]
+
+
+def _tx(scraper: Scraper, kind: str, outcome: str) -> float:
+    return scraper.value("trinet_transactions", "trinet_transactions_total", kind=kind, outcome=outcome)
+
+
+def test_every_family_is_served_and_counters_move(
+    cluster: Node, metrics_daemon: tuple[Daemon, Scraper], admin: httpx.Client
+) -> None:
+    daemon, scraper = metrics_daemon
+    server = cluster.pod("server", {"app": "server"})
+    doomed = cluster.pod("doomed", {"app": "server"})
+    cluster.pod("client", {"app": "client"})
+    cluster.policy("servers", SERVER_POLICY)
+    daemon.start().wait_ready()
+
+    families = scraper.families()
+    for doc in FAMILIES:
+        assert doc.name.removesuffix("_total") in families, f"{doc.name} not served"
+    wait_for(lambda: _tx(scraper, "create", "ok") >= 2, "two tables created")
+    wait_for(lambda: scraper.value("trinet_policed_pods") == 2, "two policed pods")
+    assert scraper.value("trinet_ready") == 1
+    assert scraper.value("trinet_watch_synced", resource="policies") == 1
+    assert scraper.value("trinet_apply_duration_seconds", "trinet_apply_duration_seconds_count") >= 2
+    programming = "trinet_network_programming_duration_seconds"
+    assert scraper.value(programming, f"{programming}_count") >= 2
+    ns = cluster.namespace
+    assert scraper.value("trinet_pod_rules", namespace=ns, pod="server") > 0
+
+    # drift: a flushed table is found at the next resync and repaired
+    drift_before = scraper.value("trinet_drift_repairs", "trinet_drift_repairs_total")
+    repairs_before = _tx(scraper, "repair", "ok")
+    assert nft_in(server.netns, "flush", "table", "inet", "multi_networkpolicy").returncode == 0
+    wait_for(
+        lambda: scraper.value("trinet_drift_repairs", "trinet_drift_repairs_total") == drift_before + 1,
+        "drift repair counted",
+    )
+    assert _tx(scraper, "repair", "ok") >= repairs_before + 1
+
+    # failures: a transaction the kernel rejects (a leftover set of trinet's name but another type)
+    rejected_before = scraper.value("trinet_failures", "trinet_failures_total", reason="rejected")
+    late = cluster.pod("late", {"app": "other"})
+    leftover = "table inet multi_networkpolicy {\nset ingress-net1-0.g1 {\ntype inet_service\nelements = { 1 }\n}\n}\n"
+    subprocess.run(["ip", "netns", "exec", late.netns, "nft", "-f", "-"], input=leftover, text=True, check=True)
+    cluster.patch_pod("late", {"metadata": {"labels": {"app": "server"}}})
+    wait_for(
+        lambda: scraper.value("trinet_failures", "trinet_failures_total", reason="rejected") >= rejected_before + 1,
+        "rejected transaction counted as a failure",
+    )
+    assert _tx(scraper, "create", "rejected") >= 1
+
+    # netns resolution: the pod's last process is gone
+    doomed.process.kill()
+    doomed.process.wait()
+    family = "trinet_netns_resolution_failures"
+    wait_for(
+        lambda: scraper.value(family, f"{family}_total", reason="no-process") >= 1,
+        "netns resolution failure counted",
+    )
+    assert scraper.value("trinet_failures", "trinet_failures_total", reason="netns") >= 1
+
+
+def _drops(scraper: Scraper, ns: str) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["pod"], s.labels["interface"], s.labels["direction"]): s.value
+        for s in scraper.series("trinet_dropped_packets")
+        if s.labels["namespace"] == ns
+    }
+
+
+def _quiet(netns: str) -> None:
+    """No IPv6 on the pod's interface: its link-local chatter would be counted too."""
+    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], check=True)
+
+
+def test_drop_counters_rise_by_the_blocked_packets_on_the_right_pod_interface_and_direction(
+    cluster: Node, metrics_daemon: tuple[Daemon, Scraper]
+) -> None:
+    daemon, scraper = metrics_daemon
+    target = cluster.pod("target", {"app": "server"})
+    bystander = cluster.pod("bystander", {"app": "server"})
+    intruder = cluster.pod("intruder", {"app": "intruder"})
+    for pod in (target, bystander, intruder):
+        _quiet(pod.netns)
+    cluster.policy("servers", SERVER_POLICY)
+    daemon.start().wait_ready()
+    ns = cluster.namespace
+    every = {(p, "net1", d) for p in ("target", "bystander") for d in ("ingress", "egress")}
+    wait_for(lambda: set(_drops(scraper, ns)) == every, "drop counters of both isolated pods read back")
+    before = _drops(scraper, ns)
+
+    sent = 7
+    assert udp_delivered(intruder.netns, target.netns, _ip(target.address), 9999, count=sent) == 0
+    expected = {**before, ("target", "net1", "ingress"): before["target", "net1", "ingress"] + sent}
+    wait_for(lambda: _drops(scraper, ns) == expected, f"exactly {sent} more drops on target's net1 ingress")
+    adoptions = scraper.value("trinet_adoptions", "trinet_adoptions_total", result="unchanged")
+    wait_for(
+        lambda: scraper.value("trinet_adoptions", "trinet_adoptions_total", result="unchanged") >= adoptions + 4,
+        "two more resyncs of both pods",
+    )
+    assert _drops(scraper, ns) == expected  # nothing else was dropped, nowhere else
+
+
+def test_render_prints_what_the_daemon_installs(
+    cluster: Node, metrics_daemon: tuple[Daemon, Scraper], netns: str
+) -> None:
+    daemon, _ = metrics_daemon
+    server = cluster.pod("server", {"app": "server"})
+    cluster.pod("client", {"app": "client"})
+    cluster.policy("servers", SERVER_POLICY)
+    daemon.start().wait_ready()
+    installed = wait_for(lambda: table_text(server.netns), "server table installed")
+    done = trinet(daemon.kubeconfig, "render", f"{cluster.namespace}/server")
+    assert done.returncode == 0, done.stderr
+    assert "set ingress-net1-" in done.stdout and "counter drop" in done.stdout
+    nft(netns, "-f", "-", stdin=done.stdout)  # what render prints, loaded by nft itself ...
+    assert listing(netns) == listing(server.netns)  # ... is what the daemon installed, object for object
+    assert installed is not None and "10.77." in installed
