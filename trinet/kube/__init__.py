@@ -12,6 +12,7 @@ The API object types are those of `trinet.objects`. See `reflector.py` for the w
 
 from trinet.kube.client import ApiClient, ApiError
 from trinet.kube.config import KubeConfig, KubeConfigError, load_config
+from trinet.kube.events import EventWriter
 from trinet.kube.reflector import Reflector, ReflectorOptions, ReflectorStats
 from trinet.kube.resources import NADS, NAMESPACES, PODS, POLICIES, RESOURCES, Resource
 from trinet.kube.store import Change, ClusterStore, ReflectorHealth, ResourceStore
@@ -27,6 +28,7 @@ __all__ = [
     "ApiError",
     "Change",
     "ClusterStore",
+    "EventWriter",
     "KubeConfig",
     "KubeConfigError",
     "Reflector",
