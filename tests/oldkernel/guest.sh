@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs INSIDE the VM started by tests/oldkernel/run.sh, as root, in the checkout (which the guest sees read-only).
-# Usage: guest.sh OUTDIR CI TIMEOUT_SECONDS PYTEST_ARG...
+# Usage: guest.sh OUTDIR CI TIMEOUT_SECONDS, with pytest's arguments in OUTDIR/args, one a line.
 # Writes OUTDIR/kernel (uname -r) and OUTDIR/rc (pytest's exit status); the host turns a missing rc into a failure.
 set -u
 out=$1 ci=$2 limit=$3
-shift 3
+set --
+while IFS= read -r arg; do set -- "$@" "$arg"; done <"$out/args"
 
 kernel=$(uname -r)
 echo "$kernel" >"$out/kernel"
@@ -23,7 +24,7 @@ scratch=$(mktemp -d /run/oldkernel.XXXXXX)
 export TMPDIR="$scratch" HOME="$scratch" CI="$ci" PYTHONDONTWRITEBYTECODE=1
 export HYPOTHESIS_STORAGE_DIRECTORY="$scratch/hypothesis"
 
-timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider "$@"
+timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
 rc=$?
 [ "$rc" -eq 124 ] && echo "oldkernel guest: pytest timed out after ${limit}s" >&2
 echo "$rc" >"$out/rc"

@@ -68,16 +68,18 @@ fi
 
 out=$(mktemp -d /tmp/trinet-oldkernel.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-guest_args=("$out" "${CI:-}" "$((timeout_s - 120))" "${deselect[@]}" "${selection[@]}")
-guest_cmd="cd $(printf %q "$repo") && sh tests/oldkernel/guest.sh$(printf ' %q' "${guest_args[@]}")"
+# The pytest arguments travel in a file: the command reaches the guest on the kernel command line (2 KiB at most).
+printf '%s\n' "${deselect[@]}" "${selection[@]}" >"$out/args"
+guest_cmd="cd $(printf %q "$repo") && sh tests/oldkernel/guest.sh $(printf %q "$out") $(printf %q "${CI:-}") $((timeout_s - 120))"
 
 echo "oldkernel: booting $image (software emulation, $cpus vCPU, limit ${timeout_s}s)"
 start=$SECONDS
 set +e
-# timeout signals its whole process group, so qemu (a child of vng) dies with it.
+# timeout signals its whole process group, so qemu (a child of vng) dies with it. qemu reopens its stdout by path
+# with O_TRUNC once per console channel, which garbles a regular file: give it a pipe.
 timeout -k 15 "$timeout_s" vng -r "$image" --disable-kvm --force-9p --user root --cpus "$cpus" --memory 2G \
-  --rwdir="$out" --append "modprobe.blacklist=kvm_amd,kvm_intel,kvm,ahci" -- "$guest_cmd" </dev/null
-vm_rc=$?
+  --rwdir="$out" --append "modprobe.blacklist=kvm_amd,kvm_intel,kvm,ahci" -- "$guest_cmd" </dev/null 2>&1 | cat
+vm_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$((SECONDS - start))
 
