@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 NAMESPACE = "trinet-system"
 # Every variant a user can apply: the default, each overlay, the CRD alone.
-VARIANTS = {"default": DEPLOY, "procfs": DEPLOY / "overlays/procfs", "cri": DEPLOY / "overlays/cri"}
+VARIANTS = {
+    "default": DEPLOY,
+    "procfs": DEPLOY / "overlays/procfs",
+    "cri": DEPLOY / "overlays/cri",
+    "cleanup": DEPLOY / "overlays/cleanup",
+}
 COMPONENTS = ("network-attachment-definitions", "servicemonitor")
 # Objects that run something: only ever applied with a server-side dry run (no kubelet, no controllers here).
 WORKLOAD_KINDS = {"DaemonSet", "Service", "ServiceMonitor"}
@@ -54,34 +60,54 @@ def one(docs: Sequence[Doc], kind: str, name: str | None = None) -> Doc:
     return found[0]
 
 
-def daemon_container(docs: Sequence[Doc]) -> Doc:
-    containers = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]["containers"]
-    assert [c["name"] for c in containers] == ["trinet"]
-    return dict(containers[0])
+def daemon_container(docs: Sequence[Doc], name: str = "trinet") -> Doc:
+    """The DaemonSet's container (or init container) `name`; the DaemonSet has exactly one regular container."""
+    pod_spec = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["containers"]] == ["trinet"]
+    found = [c for c in pod_spec["containers"] + pod_spec.get("initContainers", []) if c["name"] == name]
+    assert len(found) == 1, name
+    return dict(found[0])
 
 
 def to_yaml(docs: Sequence[Doc]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def container_command(docs: Sequence[Doc], root: Path, node_name: str) -> tuple[list[str], dict[str, str]]:
-    """The DaemonSet container's args and env as a process on this machine would see them, with the container's
-    filesystem laid out under `root`: ConfigMap volumes become files with the ConfigMap's data, hostPath volumes
-    symlinks to the host path, emptyDirs empty directories; every argument naming a path under a mount point is
-    moved under `root`. The downward API's spec.nodeName becomes `node_name`."""
-    container = daemon_container(docs)
+@dataclass
+class Container:
+    """The DaemonSet's container as a process on this machine would see it (see `container`)."""
+
+    args: list[str]
+    env: dict[str, str]
+    binds: list[tuple[str, Path, bool]]
+    """hostPath volumes still to bind-mount (host path, target under root, read-only), with `bind=True`."""
+    security: Doc
+
+
+def container(
+    docs: Sequence[Doc], root: Path, node_name: str, *, bind: bool = False, name: str = "trinet"
+) -> Container:
+    """The DaemonSet container's args and env with the container's filesystem laid out under `root`: ConfigMap
+    volumes become files with the ConfigMap's data, emptyDirs empty directories, hostPath volumes symlinks to the
+    host path (or, with `bind`, mount points listed in `binds` for the caller to bind-mount in its own mount
+    namespace); every argument naming a path under (or above) a mount point moves under `root`. The downward
+    API's spec.nodeName becomes `node_name`."""
+    spec = daemon_container(docs, name)
     pod_spec = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
-    mount_points = []
-    for mount in container["volumeMounts"]:
+    mount_points, binds = [], []
+    for mount in spec["volumeMounts"]:
         volume, target = volumes[mount["name"]], root / mount["mountPath"].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         if "configMap" in volume:
             target.mkdir()
             for key, text in one(docs, "ConfigMap", volume["configMap"]["name"]).get("data", {}).items():
                 (target / key).write_text(text)
-        elif "hostPath" in volume:
+        elif "hostPath" in volume and not bind:
             target.symlink_to(volume["hostPath"]["path"])
+        elif "hostPath" in volume:
+            target.mkdir()
+            binds.append((volume["hostPath"]["path"], target, bool(mount.get("readOnly"))))
         else:
             assert "emptyDir" in volume, volume
             target.mkdir()
@@ -98,10 +124,10 @@ def container_command(docs: Sequence[Doc], root: Path, node_name: str) -> tuple[
         return arg
 
     env = {}
-    for var in container.get("env", []):
+    for var in spec.get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
         else:
             assert var["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}, var
             env[var["name"]] = node_name
-    return [relocate(arg) for arg in container["args"]], env
+    return Container([relocate(arg) for arg in spec["args"]], env, binds, spec["securityContext"])

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from e2e.controlplane import Credentials
-from tests.deploy.helpers import DEPLOY, VARIANTS, Doc, container_command, one, render
+from tests.deploy.helpers import DEPLOY, VARIANTS, Doc, container, one, render
 
 TRINET = Path(sys.executable).parent / "trinet"  # the console script the image's ENTRYPOINT names
 
 
 def check_config(docs: list[Doc], tmp_path: Path, credentials: Credentials) -> subprocess.CompletedProcess[str]:
-    args, env = container_command(docs, tmp_path / "container", node_name="node-a")
+    view = container(docs, tmp_path / "container", node_name="node-a")
+    args, env = view.args, view.env
     assert args[0] == "run"
     kubeconfig = credentials.write_kubeconfig(tmp_path / "kubeconfig", credentials.daemon_token)
     env |= {"TRINET_KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
