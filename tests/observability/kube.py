@@ -1,4 +1,5 @@
-"""Objects for observability tests on the real API server: macvlan NADs, pods with network-status, policies."""
+"""Helpers of observability tests: API objects (macvlan NADs, pods with network-status, policies), the trinet CLI as
+a subprocess, and a /metrics scraper."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 MNP = "/apis/k8s.cni.cncf.io/v1beta1"
 NAD = "/apis/k8s.cni.cncf.io/v1"
@@ -86,3 +90,24 @@ def trinet(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+class Scraper:
+    """GET /metrics of a running daemon, parsed with prometheus-client's own parser."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+
+    def families(self) -> dict[str, list[Sample]]:
+        response = httpx.get(self.url, timeout=5)
+        response.raise_for_status()
+        assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+        return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
+
+    def value(self, family: str, sample: str | None = None, **labels: str) -> float:
+        """One sample's value; 0 when the series does not exist (yet)."""
+        found = [s.value for s in self.families()[family] if s.name == (sample or family) and s.labels == labels]
+        return found[0] if found else 0.0
+
+    def series(self, family: str) -> list[Sample]:
+        return self.families()[family]

@@ -6,22 +6,12 @@ real, the daemon is ``python -m trinet run`` with /metrics on a free port.
 
 from __future__ import annotations
 
-import socket
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
-from e2e.controlplane import Credentials
-from tests.api.helpers import unique_namespace
-from tests.conftest import require_root_and_nftables
-from tests.daemon.cluster import Daemon, Node, nft_in, node, table_text, wait_for
-from tests.observability.kube import trinet
+from tests.daemon.cluster import Daemon, Node, nft_in, table_text, wait_for
+from tests.observability.kube import Scraper, trinet
 from tests.support.nft import listing, nft
 from tests.support.traffic import udp_delivered
 from trinet.observability.metrics import FAMILIES
@@ -32,56 +22,6 @@ SERVER_POLICY = {
     "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}],
     "egress": [],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Scraper:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/metrics"
-
-    def families(self) -> dict[str, list[Sample]]:
-        response = httpx.get(self.url, timeout=5)
-        response.raise_for_status()
-        assert response.headers["content-type"] == CONTENT_TYPE_LATEST
-        return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
-
-    def value(self, family: str, sample: str | None = None, **labels: str) -> float:
-        """One sample's value; 0 when the series does not exist (yet)."""
-        found = [s.value for s in self.families()[family] if s.name == (sample or family) and s.labels == labels]
-        return found[0] if found else 0.0
-
-    def series(self, family: str) -> list[Sample]:
-        return self.families()[family]
-
-
-@pytest.fixture
-def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
-    require_root_and_nftables()
-    with control_plane.client() as client:
-        yield client
-
-
-@pytest.fixture
-def cluster(admin: httpx.Client) -> Iterator[Node]:
-    with node(admin, unique_namespace(admin, "obsd")) as n:
-        n.create_nad()
-        yield n
-
-
-@pytest.fixture
-def metrics_daemon(control_plane: Credentials, cluster: Node, tmp_path: Path) -> Iterator[tuple[Daemon, Scraper]]:
-    port = _free_port()
-    d = Daemon(
-        control_plane, tmp_path, cluster.name, "--resync-period", "1s", "--metrics-bind-address", f"127.0.0.1:{port}"
-    )
-    yield d, Scraper(port)
-    if d.process is not None and d.process.poll() is None:
-        d.stop()
 
 
 def _ip(address: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import msgspec
 import trio
@@ -81,7 +82,9 @@ class Recorder:
     def __init__(self) -> None:
         self.emitted: list[tuple[object, str, str]] = []
 
-    async def emit(self, obj: object, *, type: str, reason: str, note: str, action: str) -> None:
+    async def emit(
+        self, obj: object, *, type: Literal["Normal", "Warning"], reason: str, note: str, action: str
+    ) -> None:
         self.emitted.append((obj, reason, note))
 
 

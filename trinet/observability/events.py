@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -31,7 +31,9 @@ Reason = Literal["InvalidPolicy", "PolicyNetworkMissing", "PolicyNetworkUnsuppor
 class EventSink(Protocol):
     """``trinet.kube.EventWriter``'s interface."""
 
-    async def emit(self, obj: object, *, type: str, reason: str, note: str, action: str) -> None: ...
+    async def emit(
+        self, obj: Any, *, type: Literal["Normal", "Warning"], reason: str, note: str, action: str
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import trio
 
-import trinet.kube
 from trinet.daemon.observer import TransactionKind, TransactionOutcome
 from trinet.daemon.worker import PodState
-from trinet.kube import ApiClient, ClusterStore
+from trinet.kube import ApiClient, ClusterStore, EventWriter
 from trinet.objects import MultiNetworkPolicy, Pod
-from trinet.observability.events import EventSink, Reporter
+from trinet.observability.events import Reporter
 from trinet.observability.metrics import Metrics
 from trinet.observability.serve import serve_metrics
 from trinet.policy import PodRuleset
@@ -83,12 +82,6 @@ def installed_rulesets(states: Mapping[str, PodState]) -> Iterator[tuple[str, Po
             yield key, state.installed.ruleset
 
 
-def event_sink(api: ApiClient, node: str) -> EventSink | None:
-    """``trinet.kube.EventWriter`` for this node; None while trinet.kube has none (Events are then only logged)."""
-    writer = getattr(trinet.kube, "EventWriter", None)
-    return None if writer is None else cast(EventSink, writer(api, component="trinet", host=node))
-
-
 async def run_observability(
     daemon: Daemon, api: ApiClient, *, task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -107,9 +100,7 @@ async def run_observability(
         if settings.metrics_address is not None:
             port = await nursery.start(serve_metrics, settings.metrics_address, metrics)
         task_status.started(port)
-        sink = event_sink(api, settings.node_name)
-        if sink is None:
-            return
         await daemon.worker.initial_done.wait()
-        reporter = Reporter(sink, metrics, _lookup(daemon.store))
+        writer = EventWriter(api, component="trinet", host=settings.node_name)
+        reporter = Reporter(writer, metrics, _lookup(daemon.store))
         await reporter.run(daemon.snapshots.current, settings.node_name, settings.network_plugins)
