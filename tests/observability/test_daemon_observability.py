@@ -13,7 +13,7 @@ import httpx
 from tests.daemon.cluster import Daemon, Node, nft_in, table_text, wait_for
 from tests.observability.kube import Scraper, trinet
 from tests.support.nft import listing, nft
-from tests.support.traffic import udp_delivered
+from tests.support.traffic import tcp_connects, udp_delivered
 from trinet.observability.metrics import FAMILIES
 
 SERVER_POLICY = {
@@ -144,3 +144,32 @@ def test_render_prints_what_the_daemon_installs(
     nft(netns, "-f", "-", stdin=done.stdout)  # what render prints, loaded by nft itself ...
     assert listing(netns) == listing(server.netns)  # ... is what the daemon installed, object for object
     assert installed is not None and "10.77." in installed
+
+
+def test_explain_agrees_with_real_probes(cluster: Node, metrics_daemon: tuple[Daemon, Scraper]) -> None:
+    daemon, _ = metrics_daemon
+    ns = cluster.namespace
+    server = cluster.pod("server", {"app": "server"})
+    pods = {"client": cluster.pod("client", {"app": "client"}), "other": cluster.pod("other", {"app": "other"})}
+    selected = {"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"]}
+    from_client = [{"podSelector": {"matchLabels": {"app": "client"}}}]
+    cluster.policy("web", {**selected, "ingress": [{"from": from_client, "ports": [{"port": 80}]}]})
+    cluster.policy("tls", {**selected, "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 443}]}]})
+    daemon.start().wait_ready()
+    wait_for(
+        lambda: all(_ip(p.address) in (table_text(server.netns) or "") for p in pods.values()),
+        "server enforced with both peers",
+    )
+    cases = [  # (source, port, allowed, reason)
+        ("client", 80, True, f"allowed by {ns}/web ingress[0]"),
+        ("other", 80, False, f"denied: the direction is isolated and no rule of {ns}/tls, {ns}/web matches"),
+        ("other", 443, True, f"allowed by {ns}/tls ingress[0]"),
+        ("client", 81, False, "denied: the direction is isolated"),
+    ]
+    for source, port, allowed, reason in cases:
+        done = trinet(daemon.kubeconfig, "explain", f"{ns}/{source}", f"{ns}/server", "--protocol", "TCP",
+                      "--port", str(port))  # fmt: skip
+        assert done.returncode == (0 if allowed else 1), done.stdout + done.stderr
+        assert reason in done.stdout and "BUG" not in done.stdout, done.stdout
+        probe = tcp_connects(pods[source].netns, server.netns, _ip(server.address), port)
+        assert probe is allowed, f"{source} -> server:{port}: explain says {allowed}, the kernel {probe}"
