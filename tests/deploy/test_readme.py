@@ -1,0 +1,81 @@
+"""The README's install, local walk-through and configuration reference are true (run or rendered here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from e2e.controlplane import Credentials, build_kubectl, kubectl
+from tests.deploy import config_reference
+from tests.deploy.helpers import DEPLOY, REPO, daemon_container, one, render
+
+README = (REPO / "README.md").read_text()
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+def _block_after(marker: str, language: str) -> str:
+    """The first fenced block of `language` after `marker`."""
+    match = re.search(re.escape(marker) + rf".*?```{language}\n(.*?)```", README, re.S)
+    assert match, f"no {language} block after {marker!r} in README.md"
+    return match[1]
+
+
+def test_configuration_reference_is_current() -> None:
+    """Fails when a setting changed without `python -m tests.deploy.config_reference --write`."""
+    assert config_reference.current(README) == config_reference.render()
+
+
+def test_local_install_commands_work_on_a_bare_control_plane(bare_cluster: Credentials) -> None:
+    lines = [line for line in _block_after("<!-- local-install", "bash").splitlines() if line.strip()]
+    export, commands = lines[0], lines[1:]
+    # the export names the kubeconfig `python -m e2e.controlplane run` writes and the directory of the kubectl
+    assert "KUBECONFIG=$PWD/.cache/controlplane/kubeconfig" in export
+    assert "$(ls -d $PWD/.cache/controlplane/bin-*)" in export
+    if "TRINET_CACHE_DIR" not in os.environ:
+        assert build_kubectl().parent.parent == REPO / ".cache/controlplane"
+    main = (REPO / "e2e/controlplane/__main__.py").read_text()
+    assert 'default=Path(".cache/controlplane/kubeconfig")' in main
+    outputs = []
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "kubectl", command
+        outputs.append(kubectl(bare_cluster, *argv[1:], cwd=REPO).stdout)
+    assert "daemonset.apps/trinet created" in outputs[0]
+    rules = dict(re.findall(r"^(\S+)\s+\[\]\s+\[\]\s+\[(.*)\]$", outputs[-1], re.M))
+    assert rules["pods"] == "get list watch"
+    assert rules["events.events.k8s.io"] == "create patch"
+    assert "secrets" not in rules
+
+
+def test_your_own_kustomization_renders_with_image_and_components(tmp_path: Path) -> None:
+    text = _block_after("Then install with your own kustomization", "yaml")
+    checkout = os.path.relpath(REPO, tmp_path / "my-trinet")
+    (tmp_path / "my-trinet").mkdir()
+    (tmp_path / "my-trinet/kustomization.yaml").write_text(text.replace("../trinet/", f"{checkout}/"))
+    docs = render(tmp_path / "my-trinet")
+    image = yaml.safe_load(text)["images"][0]
+    assert daemon_container(docs)["image"] == f"{image['newName']}:{image['newTag']}"
+    assert image["newTag"] == VERSION
+    assert one(docs, "CustomResourceDefinition", "network-attachment-definitions.k8s.cni.cncf.io")
+    assert one(docs, "ServiceMonitor", "trinet")
+    assert f"docker build -t {image['newName']}:{VERSION} ." in README
+
+
+def test_every_deploy_path_the_readme_names_exists_and_renders() -> None:
+    paths = set(re.findall(r"`(deploy/[\w/.*-]*)`", README)) | set(re.findall(r"-k (deploy/[\w/-]*)", README))
+    assert {"deploy/overlays/cleanup", "deploy/overlays/cri", "deploy/crds"} <= paths
+    for path in paths:
+        if "*" in path:
+            assert list(REPO.glob(path)), path
+        elif path.endswith(".yaml") or path.endswith(".py"):
+            assert (REPO / path).is_file(), path
+        else:
+            assert (REPO / path).is_dir(), path
+            if (REPO / path / "kustomization.yaml").is_file() and "components" not in path:
+                assert render(REPO / path), path
+    assert render(DEPLOY) == render(DEPLOY / "overlays/procfs")
