@@ -221,7 +221,8 @@ class Cluster:
             daemon.stop()
 
     def dead_daemons(self) -> list[Daemon]:
-        return [d for d in self.daemons.values() if d.starts and not d.alive()]
+        """Daemons that exited without being asked to (a stopped daemon is not dead)."""
+        return [d for d in self.daemons.values() if d.proc is not None and d.proc.poll() is not None]
 
     # -- namespaces, networks ------------------------------------------------------------------------------------
 

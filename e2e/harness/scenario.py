@@ -143,6 +143,9 @@ class Expect(Strict):
     ports: list[str] | None = None
     matrix: list[str]
     timeout: float = 30.0
+    oracle: bool = True
+    """False: the matrix shows state the API no longer describes (rules kept while a daemon is down), so
+    `trinet.policy.oracle` is not asked."""
     flush_neighbours: bool = False
     """Flush every pod's neighbour cache before each round, so each probe needs ARP/NDP anew."""
 
