@@ -64,12 +64,15 @@ class FakePodNetwork:
     address: str
     mac: str
     process: subprocess.Popen[bytes]
-    cgroup: Path
+    cgroup: Path | None  # None: not in a pod cgroup (found through CRI only)
     cgroup_root: Path
+    uid: str = ""
 
     def close(self) -> None:
         self.process.kill()
         self.process.wait()
+        if self.cgroup is None:
+            return
         path = self.cgroup
         while path != self.cgroup_root and path.is_relative_to(self.cgroup_root):
             with contextlib.suppress(OSError):
@@ -89,17 +92,21 @@ def make_sandbox(stack: contextlib.ExitStack, fabric: str, uid: str, driver: str
     ip("addr", "add", address, "dev", "net1", netns=netns)
     ip("link", "set", "net1", "up", netns=netns)
     mac = json.loads(ip("-j", "link", "show", "net1", netns=netns))[0]["address"]
-    if driver == "systemd":
+    cgroup: Path | None
+    if driver == "none":
+        root, cgroup = V2_ROOT, None
+    elif driver == "systemd":
         root = V2_ROOT
         slice_ = f"kubepods-besteffort-pod{uid.replace('-', '_')}.slice"
         cgroup = root / "kubepods.slice" / "kubepods-besteffort.slice" / slice_ / f"cri-containerd-{n}.scope"
     else:
         root = V1_ROOT
         cgroup = root / "kubepods" / "besteffort" / f"pod{uid}" / f"ctr{n}"
-    cgroup.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "infinity"])
-    (cgroup / "cgroup.procs").write_text(str(process.pid))
-    sandbox = FakePodNetwork(netns, address, mac, process, cgroup, root)
+    if cgroup is not None:
+        cgroup.mkdir(parents=True, exist_ok=True)
+        (cgroup / "cgroup.procs").write_text(str(process.pid))
+    sandbox = FakePodNetwork(netns, address, mac, process, cgroup, root, uid)
     stack.callback(sandbox.close)
     return sandbox
 

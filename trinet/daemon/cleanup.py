@@ -14,7 +14,7 @@ import trio
 
 import netlink_nft as nl
 from trinet.daemon.logs import event
-from trinet.daemon.netns import NetnsError, ProcfsResolver
+from trinet.daemon.netns import NetnsError, make_resolver
 from trinet.daemon.settings import Settings
 from trinet.kube import ApiClient, Change, ClusterStore, load_config, watch_cluster
 from trinet.policy.snapshot import pod_key
@@ -43,7 +43,7 @@ async def _local_pods(settings: Settings) -> ClusterStore:
 async def cleanup(settings: Settings) -> int:
     """Remove the table from every local pod; the number of pods that failed (0: success)."""
     store = await _local_pods(settings)
-    resolver = ProcfsResolver(settings.host_prefix)
+    resolver = make_resolver(settings.resolved_netns_source, settings.host_prefix, settings.container_runtime_endpoint)
     table = nl.Table(nl.Family.INET, settings.table_name)
     removed = failed = 0
     for pod in sorted(store.pods.by_node(settings.node_name), key=pod_key):

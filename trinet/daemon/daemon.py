@@ -25,7 +25,7 @@ import trio
 from trinet.daemon.health import Health, serve_health
 from trinet.daemon.logs import event
 from trinet.daemon.mapper import Mapper
-from trinet.daemon.netns import ProcfsResolver
+from trinet.daemon.netns import make_resolver
 from trinet.daemon.observer import Observer
 from trinet.daemon.queue import DirtyQueue
 from trinet.daemon.resync import local_pod_keys, resync_forever
@@ -58,7 +58,9 @@ class Daemon:
             store=self.store,
             node_name=settings.node_name,
             options=self.options,
-            resolver=ProcfsResolver(settings.host_prefix),
+            resolver=make_resolver(
+                settings.resolved_netns_source, settings.host_prefix, settings.container_runtime_endpoint
+            ),
             queue=self.queue,
             observer=self.observer,
             snapshots=self.snapshots,
@@ -120,10 +122,11 @@ class Daemon:
             nursery.start_soon(self.queue.run_timers)
             nursery.start_soon(self.consume_changes, receive)
             event(log, logging.INFO, "starting", node=settings.node_name, table=settings.table_name,
-                  workers=settings.workers, resync_s=settings.resync_period)  # fmt: skip
-            if settings.container_runtime_endpoint and settings.netns_source == "auto":
-                event(log, logging.WARNING, "cri-not-supported", endpoint=settings.container_runtime_endpoint,
-                      netns_source="procfs")  # fmt: skip
+                  workers=settings.workers, resync_s=settings.resync_period,
+                  netns_source=settings.resolved_netns_source)  # fmt: skip
+            if settings.container_runtime_endpoint and settings.resolved_netns_source == "procfs":
+                event(log, logging.WARNING, "cri-unavailable", endpoint=settings.container_runtime_endpoint,
+                      netns_source="procfs", reason="gRPC not installed (trinet[cri])")  # fmt: skip
             await nursery.start(watch_cluster, api, self.store, send)
             initial = local_pod_keys(self.worker)
             event(log, logging.INFO, "store-synced", pods=len(self.store.pods), local_pods=len(initial),

@@ -28,10 +28,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from netlink_nft._netns import socket_in_netns
 
-__all__ = ["NetnsError", "PodNetns", "ProcfsResolver", "pod_uids_in_cgroup"]
+__all__ = [
+    "NetnsError",
+    "NetnsResolver",
+    "PodNetns",
+    "ProcfsResolver",
+    "check_netns",
+    "make_resolver",
+    "own_netns",
+    "pod_uids_in_cgroup",
+]
 
 _UID = r"[0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12}"
 _POD_CGROUP = re.compile(rf"pod({_UID})(?:\.slice)?(?=/|$)")
@@ -94,6 +104,45 @@ def missing_interfaces(path: str, names: Iterable[str]) -> list[str]:
         sock.close()
 
 
+class NetnsResolver(Protocol):
+    """Pod UID -> its network namespace (``ProcfsResolver``, ``trinet.daemon.cri.CriResolver``). Blocking."""
+
+    def resolve(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns: ...
+
+    def forget(self, uid: str) -> None: ...
+
+
+def make_resolver(source: str, host_prefix: str, endpoint: str | None) -> NetnsResolver:
+    """The resolver of ``--netns-source`` (``procfs`` or ``cri``, already resolved from ``auto``)."""
+    if source == "cri":
+        from trinet.daemon.cri import CriResolver  # noqa: PLC0415 (optional extra)
+
+        assert endpoint is not None
+        return CriResolver(endpoint, host_prefix)
+    return ProcfsResolver(host_prefix)
+
+
+def own_netns() -> tuple[int, int] | None:
+    """The daemon's own (the node's) network namespace, never a pod's."""
+    return _ident("/proc/self/ns/net")
+
+
+def check_netns(uid: str, path: str, pid: int, interfaces: Iterable[str]) -> PodNetns:
+    """``path`` as pod ``uid``'s namespace if it exists, is not the daemon's own and holds every interface."""
+    ident = _ident(path)
+    if ident is None:
+        raise NetnsError("gone", f"pod {uid}: {path} does not exist")
+    if ident == own_netns():
+        raise NetnsError("own-netns", f"pod {uid}: {path} is the daemon's own network namespace")
+    try:
+        missing = missing_interfaces(path, interfaces)
+    except OSError as exc:
+        raise NetnsError("gone", f"pod {uid}: {path}: {exc}") from exc
+    if missing:
+        raise NetnsError("missing-interfaces", f"pod {uid}: interface(s) {', '.join(missing)} missing in {path}")
+    return PodNetns(path, ident, pid)
+
+
 class ProcfsResolver:
     """Pod UID -> network namespace, by scanning ``<host_prefix>/proc/*/cgroup``."""
 
@@ -101,7 +150,7 @@ class ProcfsResolver:
         self.proc = Path(host_prefix or "/") / "proc"
         self._lock = threading.Lock()
         self._cache: dict[str, PodNetns] = {}
-        self._own = _ident("/proc/self/ns/net")
+        self._own = own_netns()
 
     def forget(self, uid: str) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ the flag and the variable it came from.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "add_arguments",
     "compile_options",
     "from_sources",
+    "grpc_available",
     "load_custom_rules",
     "parse_bind_address",
     "parse_duration",
@@ -107,7 +109,8 @@ class Settings(BaseModel):
             "--netns-source",
             ["TRINET_NETNS_SOURCE"],
             "how a pod's network namespace is found: procfs (scan <host-prefix>/proc/*/cgroup for the pod UID), "
-            "cri (the runtime socket: not supported yet), auto (procfs; the default)",
+            "cri (ask the runtime at --container-runtime-endpoint; needs the trinet[cri] extra), "
+            "auto (cri when --container-runtime-endpoint is given, else procfs; the default)",
             "{auto,procfs,cri}",
         ),
     )
@@ -306,8 +309,10 @@ class Settings(BaseModel):
 
     @property
     def resolved_netns_source(self) -> Literal["procfs", "cri"]:
-        """``auto`` is procfs: it needs nothing but ``<host-prefix>/proc`` (CRI is not supported yet)."""
-        return "procfs" if self.netns_source == "auto" else self.netns_source
+        """``auto``: cri when an endpoint is given and gRPC is installed, else procfs."""
+        if self.netns_source == "auto":
+            return "cri" if self.container_runtime_endpoint and grpc_available() else "procfs"
+        return self.netns_source
 
 
 def _extra(name: str) -> dict[str, Any]:
@@ -398,9 +403,14 @@ def validate_for_run(settings: Settings) -> list[str]:
     problems = []
     if not settings.node_name.strip():
         problems.append("--hostname-override: the node name is not set (give the flag or NODE_NAME)")
-    if settings.netns_source == "cri":
-        problems.append("--netns-source cri: the CRI netns source is not supported yet; use procfs")
+    if settings.netns_source == "cri" and not grpc_available():
+        problems.append("--netns-source cri: gRPC is not installed (pip install 'trinet[cri]')")
     proc = Path(settings.host_prefix or "/") / "proc"
-    if not proc.is_dir():
-        problems.append(f"--host-prefix: {proc} is not a directory")
+    if settings.resolved_netns_source == "procfs" and not proc.is_dir():
+        problems.append(f"--host-prefix: {proc} is not a directory (the procfs netns source reads it)")
     return problems
+
+
+def grpc_available() -> bool:
+    """Is the optional ``trinet[cri]`` extra (grpcio) installed?"""
+    return importlib.util.find_spec("grpc") is not None

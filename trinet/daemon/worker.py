@@ -31,7 +31,7 @@ import trio
 
 import netlink_nft as nl
 from trinet.daemon.logs import event
-from trinet.daemon.netns import NetnsError, PodNetns, ProcfsResolver
+from trinet.daemon.netns import NetnsError, NetnsResolver, PodNetns
 from trinet.daemon.observer import Observer, TransactionKind
 from trinet.daemon.queue import Backoff, DirtyQueue
 from trinet.kube import ClusterStore
@@ -116,7 +116,7 @@ class PodWorker:
         store: ClusterStore,
         node_name: str,
         options: CompileOptions,
-        resolver: ProcfsResolver,
+        resolver: NetnsResolver,
         queue: DirtyQueue,
         observer: Observer,
         snapshots: SnapshotCache,
