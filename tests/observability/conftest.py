@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,7 @@ from e2e.controlplane import Credentials
 from tests.api.helpers import unique_namespace
 from tests.conftest import require_root_and_nftables
 from tests.daemon.cluster import Daemon, Node, node
-from tests.observability.kube import Scraper
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.observability.kube import Scraper, free_port
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ def cluster(admin: httpx.Client) -> Iterator[Node]:
 
 @pytest.fixture
 def metrics_daemon(control_plane: Credentials, cluster: Node, tmp_path: Path) -> Iterator[tuple[Daemon, Scraper]]:
-    port = _free_port()
+    port = free_port()
     d = Daemon(
         control_plane, tmp_path, cluster.name, "--resync-period", "1s", "--metrics-bind-address", f"127.0.0.1:{port}"
     )

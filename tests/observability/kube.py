@@ -4,6 +4,7 @@ a subprocess, and a /metrics scraper."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -111,3 +112,9 @@ class Scraper:
 
     def series(self, family: str) -> list[Sample]:
         return self.families()[family]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -7,11 +7,13 @@ real, the daemon is ``python -m trinet run`` with /metrics on a free port.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import httpx
 
+from e2e.controlplane import Credentials
 from tests.daemon.cluster import Daemon, Node, nft_in, table_text, wait_for
-from tests.observability.kube import Scraper, trinet
+from tests.observability.kube import Scraper, free_port, trinet
 from tests.support.nft import listing, nft
 from tests.support.traffic import tcp_connects, udp_delivered
 from trinet.observability.metrics import FAMILIES
@@ -173,3 +175,23 @@ def test_explain_agrees_with_real_probes(cluster: Node, metrics_daemon: tuple[Da
         assert reason in done.stdout and "BUG" not in done.stdout, done.stdout
         probe = tcp_connects(pods[source].netns, server.netns, _ip(server.address), port)
         assert probe is allowed, f"{source} -> server:{port}: explain says {allowed}, the kernel {probe}"
+
+
+def test_per_pod_labels_off_gives_node_totals(control_plane: Credentials, cluster: Node, tmp_path: Path) -> None:
+    port = free_port()
+    daemon = Daemon(control_plane, tmp_path, cluster.name, "--resync-period", "1s",
+                    "--metrics-bind-address", f"127.0.0.1:{port}", "--metrics-per-pod-labels", "false")  # fmt: skip
+    scraper = Scraper(port)
+    for name in ("a", "b"):
+        cluster.pod(name, {"app": "server"})
+    cluster.policy("servers", SERVER_POLICY)
+    try:
+        daemon.start().wait_ready()
+        wait_for(lambda: scraper.value("trinet_policed_pods") == 2, "two policed pods")
+        [rules] = scraper.series("trinet_pod_rules")
+        assert rules.labels == {} and rules.value > 0
+        drops = wait_for(lambda: scraper.series("trinet_dropped_packets"), "drop counters read back")
+        assert {tuple(sorted(s.labels)) for s in drops} == {("direction", "interface")}
+        assert {s.labels["direction"] for s in drops} == {"ingress", "egress"}
+    finally:
+        daemon.stop()

@@ -101,3 +101,13 @@ async def test_reporter_emits_new_findings_once_and_again_after_a_fix() -> None:
     assert await reporter.report([changed]) == 1
     assert [(o is target, r, n) for o, r, n in sink.emitted] == [(True, "InvalidPolicy", n) for n in "xyy"]
     await trio.lowlevel.checkpoint()
+
+
+async def test_standing_findings_are_handed_over_again_every_refresh(autojump_clock: trio.abc.Clock) -> None:
+    sink = Recorder()
+    bad = policy("ns/bad", {"ingress": [{"ports": [{"protocol": "GRE"}]}]})
+    snap = snapshot([pod("ns/s", {}, NET1)], [bad])
+    reporter = Reporter(sink, Metrics(), lambda resource, key: bad)
+    with trio.move_on_after(1250):
+        await reporter.run(lambda: snap, "node1", ["macvlan"], interval=1.0, refresh=600.0)
+    assert [reason for _, reason, _ in sink.emitted] == ["InvalidPolicy"] * 3  # at 0 s, 600 s and 1200 s

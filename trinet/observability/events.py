@@ -4,7 +4,8 @@ whose annotations are malformed. Every note says what was ignored and that isola
 ``audit`` is pure: it reads a ``Snapshot`` and returns ``Finding``s. ``Reporter`` runs it whenever the daemon's
 snapshot changes (at most once per ``interval``) and hands each *new* finding to the Event writer of
 ``trinet.kube`` (which de-duplicates repeats into series and rate-limits). A finding that goes away is forgotten,
-so the same problem coming back is reported again.
+so the same problem coming back is reported again; standing findings are handed over again every ``REFRESH``
+seconds, so one the rate limit dropped is not lost for good.
 
 Which daemon reports what: every node sees every policy, so a policy's problems are reported by the daemons of
 nodes that run a pod of the policy's namespace, and a pod's by the daemon of its node only.
@@ -25,6 +26,7 @@ from trinet.policy import Snapshot
 __all__ = ["NOTE_LIMIT", "EventSink", "Finding", "Reporter", "audit"]
 
 NOTE_LIMIT = 1024  # events.k8s.io/v1 rejects longer notes
+REFRESH = 600.0  # standing problems are reported again this often (a series update, or a retry after the limit)
 Reason = Literal["InvalidPolicy", "PolicyNetworkMissing", "PolicyNetworkUnsupported", "MalformedAnnotation"]
 
 
@@ -128,12 +130,20 @@ class Reporter:
         node: str,
         network_plugins: Iterable[str],
         interval: float = 1.0,
+        refresh: float = REFRESH,
     ) -> None:
-        """Audit every new snapshot (``snapshots()`` returns the same object while nothing changed)."""
+        """Audit every new snapshot (``snapshots()`` returns the same object while nothing changed). Every
+        ``refresh`` seconds every standing finding is handed to the writer again: it counts the repeat in the
+        Event's series, and a finding the rate limit dropped gets another chance."""
         plugins = tuple(network_plugins)
         last: Snapshot | None = None
+        refreshed = trio.current_time()
         while True:
             snapshot = snapshots()
+            if trio.current_time() - refreshed >= refresh:
+                self.reported.clear()
+                refreshed = trio.current_time()
+                last = None
             if snapshot is not last:
                 last = snapshot
                 await self.report(audit(snapshot, node, plugins))
