@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
@@ -106,10 +107,16 @@ class ControlPlane:
     """One etcd + kube-apiserver pair. Use as a context manager, or call start() and stop().
 
     With `bare=True` nothing of deploy/ is installed (for tests of the install itself) and `daemon_token` is "".
+    `extra_args` are appended to kube-apiserver's command line (e.g. ``--watch-cache=false``).
     """
 
-    def __init__(self, bin_dir: Path, startup_timeout: float = 120.0, *, bare: bool = False) -> None:
+    def __init__(
+        self, bin_dir: Path, startup_timeout: float = 120.0, *, bare: bool = False, extra_args: Sequence[str] = ()
+    ) -> None:
         self.bin_dir = bin_dir
+        self.extra_args = list(extra_args)
+        self.etcd_url = ""
+        """http://127.0.0.1:PORT of this instance's etcd (for tests that compact it), set by start()."""
         self.startup_timeout = startup_timeout
         self.bare = bare
         self.workdir = Path(tempfile.mkdtemp(prefix="trinet-controlplane-"))
@@ -134,6 +141,7 @@ class ControlPlane:
         ca_file = self._make_certs()
         admin_token = secrets.token_urlsafe(24)
         (work / "tokens.csv").write_text(f'{admin_token},trinet-test-admin,admin-uid,"system:masters"\n')
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
 
         self._spawn(
             "etcd",
@@ -172,6 +180,7 @@ class ControlPlane:
                 "--disable-admission-plugins=ServiceAccount",
                 "--profiling=false",
                 "-v=1",
+                *self.extra_args,
             ],
         )
         self._wait_ready(url, ca_file, admin_token)
@@ -184,6 +193,17 @@ class ControlPlane:
                 daemon_token = self._request_token(admin, *DAEMON_SERVICE_ACCOUNT)
         self.credentials = Credentials(url, ca_file, admin_token, daemon_token)
         return self.credentials
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM) and start it again on the same port and etcd; wait until it is ready."""
+        assert self.credentials is not None, "start() first"
+        index, (name, proc) = next((i, p) for i, p in enumerate(self._procs) if p[0] == "kube-apiserver")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        argv = [str(a) for a in proc.args]  # type: ignore[union-attr]
+        del self._procs[index]
+        self._spawn(name, argv)
+        self._wait_ready(self.credentials.url, self.credentials.ca_file, self.credentials.admin_token)
 
     def stop(self) -> None:
         """Stop every process this instance started (newest first) and remove its directory."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from e2e.controlplane import Credentials
+from e2e.controlplane import ControlPlane, Credentials
 from tests.kube.helpers import admin_client
 from trinet.kube import ApiClient, KubeConfig
 
@@ -28,3 +28,16 @@ async def admin(control_plane: Credentials) -> AsyncIterator[httpx.AsyncClient]:
 async def api(daemon_config: KubeConfig) -> AsyncIterator[ApiClient]:
     async with ApiClient(daemon_config) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def uncached_plane(control_plane: Credentials) -> Iterator[ControlPlane]:
+    """A second control plane whose kube-apiserver has no watch cache and no WatchList.
+
+    Watches go to etcd, so compacting etcd makes an old resourceVersion expire (410) deterministically
+    (kube-api.md §3b); sendInitialEvents is refused (422), as on servers with the gate off. Tests may restart it.
+    """
+    from e2e.controlplane import build_binaries  # noqa: PLC0415
+
+    with ControlPlane(build_binaries(), extra_args=["--watch-cache=false", "--feature-gates=WatchList=false"]) as plane:
+        yield plane

@@ -66,14 +66,11 @@ class ReflectorStats:
     """LIST requests (pages count one each)."""
     watches: int = 0
     watch_lists: int = 0
+    bookmarks: int = 0
     stalls: int = 0
     errors: int = 0
     skipped: int = 0
     """Events whose object could not be decoded."""
-
-
-class _Expired(Exception):
-    """Relist needed (410)."""
 
 
 class _WatchListRefused(Exception):
@@ -138,15 +135,16 @@ class Reflector:
             delay = 0.0
             try:
                 await self._step()
-            except _Expired:
-                log.info("%s: resourceVersion %s expired; relisting", name, self.resource_version)
-                self._need_sync = True
             except httpx.TimeoutException as exc:
                 self.stats.stalls += 1
                 log.warning("%s: watch stalled or timed out (%s); re-watching", name, type(exc).__name__)
                 if self._need_sync:
                     delay = self._failed()
             except ApiError as exc:
+                if exc.expired:
+                    log.info("%s: resourceVersion %s expired (%s); relisting", name, self.resource_version, exc)
+                    self._need_sync = True
+                    continue
                 delay = self._failed()
                 if exc.code == 429:
                     delay = max(delay, exc.retry_after or 0.0)
@@ -170,8 +168,6 @@ class Reflector:
     async def _step(self) -> None:
         """One sync-or-watch round; returns on a clean stream end, raises on anything else."""
         if self._need_sync:
-            if self.health.synced:
-                self.health.relists += 1
             if self._watch_list:
                 try:
                     await self._watch(initial=True)
@@ -217,6 +213,8 @@ class Reflector:
         changes = self.store.replace(items)
         self.resource_version = resource_version
         self._need_sync = False
+        if self.health.synced:
+            self.health.relists += 1
         self.health.synced = True
         self.health.saw_event()
         self.synced.set()
@@ -279,16 +277,14 @@ class Reflector:
         kind, obj, raw = self.resource.decode_event(line)
         if kind == "ERROR":
             status = _status_decoder.decode(raw or b"{}")
-            error = ApiError.from_status(status)
-            if error.expired:
-                raise _Expired(error.message)
-            raise error
+            raise ApiError.from_status(status)
         self.health.saw_event()
         if obj is None:
             self.stats.skipped += 1
             return
         meta = obj.metadata
         if kind == "BOOKMARK":
+            self.stats.bookmarks += 1
             if self._initial is not None and meta.annotations.get(INITIAL_EVENTS_END) == "true":
                 initial, self._initial = self._initial, None
                 await self._synced(initial.values(), meta.resource_version)
