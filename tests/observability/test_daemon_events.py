@@ -36,22 +36,26 @@ def test_one_event_per_problem_on_its_object_and_none_on_repeats(
     cluster.patch_pod("broken", {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": malformed}}})
     cluster.policy("bad", INVALID)
     cluster.policy("nonad", {"podSelector": {}}, network="nowhere")
+    cluster.create_nad("vlannet", cni_type="ipvlan")
+    cluster.policy("unsupported", {"podSelector": {}}, network="vlannet")
     daemon.start().wait_ready()
 
-    def three() -> list[dict[str, Any]]:
+    def four() -> list[dict[str, Any]]:
         events = trinet_events(admin, ns)
         found = [
             about(events, "MultiNetworkPolicy", "bad", "InvalidPolicy"),
             about(events, "MultiNetworkPolicy", "nonad", "PolicyNetworkMissing"),
             about(events, "Pod", "broken", "MalformedAnnotation"),
+            about(events, "MultiNetworkPolicy", "unsupported", "PolicyNetworkUnsupported"),
         ]
         return [f[0] for f in found] if all(found) else []
 
-    invalid, missing, pod = wait_for(three, "an Event for each of the three problems")
+    invalid, missing, pod, unsupported = wait_for(four, "an Event for each of the four problems")
+    assert f"{ns}/vlannet, of CNI type 'ipvlan', which trinet does not police" in unsupported["note"]
     assert "'GRE' is not one of TCP, UDP, SCTP" in invalid["note"]
     assert f"policy-for names {ns}/nowhere, which does not exist" in missing["note"]
     assert "'300.1.2.3' is not an IP address" in pod["note"]
-    for event in (invalid, missing, pod):
+    for event in (invalid, missing, pod, unsupported):
         assert event["type"] == "Warning" and "Ignored: " in event["note"] and "isolation kept" in event["note"]
         assert event["reportingInstance"] == f"trinet-{cluster.name}"
     assert pod["regarding"]["uid"] and invalid["regarding"]["apiVersion"] == "k8s.cni.cncf.io/v1beta1"
@@ -70,7 +74,8 @@ def test_one_event_per_problem_on_its_object_and_none_on_repeats(
     assert len(about(events, "MultiNetworkPolicy", "bad", "InvalidPolicy")) == 1
     assert len(about(events, "MultiNetworkPolicy", "nonad", "PolicyNetworkMissing")) == 1
     assert len(about(events, "Pod", "broken", "MalformedAnnotation")) == 1
-    assert len(events) == 4
+    assert len(about(events, "MultiNetworkPolicy", "unsupported", "PolicyNetworkUnsupported")) == 1
+    assert len(events) == 5
     assert scraper.value("trinet_events", "trinet_events_total", reason="InvalidPolicy") == 2
 
 
