@@ -2,20 +2,20 @@
 # engine; tests/deploy/test_dockerfile.py checks this file against pyproject.toml instead).
 ARG PYTHON_VERSION=3.11
 
-# Stage 1: trinet's wheel, and the wheels of its dependencies (all of them publish binary wheels for linux
-# x86_64 and aarch64, so not even this stage needs a compiler).
+# Stage 1: trinet's wheel, and the wheels of its dependencies including the `cri` extra (grpcio, for the CRI netns
+# source); all of them publish binary wheels for linux x86_64 and aarch64, so not even this stage needs a compiler.
 FROM python:${PYTHON_VERSION}-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY trinet trinet
 COPY netlink_nft netlink_nft
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[cri]'
 
 # Stage 2: the runtime. The wheels are installed offline, then pip, setuptools and wheel are removed: no build
 # tools, no source tree, no package installer left in the image.
 FROM python:${PYTHON_VERSION}-slim
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels trinet==0.1.0 \
+RUN pip install --no-cache-dir --no-index --find-links /wheels 'trinet[cri]==0.1.0' \
     && rm -rf /wheels \
     && pip uninstall --yes pip setuptools wheel
 # Non-root by default: `render`, `explain` and `check-config` need no privileges. `trinet run` and `cleanup`

@@ -29,20 +29,12 @@ def check_config(docs: list[Doc], tmp_path: Path, credentials: Credentials) -> s
                           timeout=60, check=False)  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", ["default", "procfs"])
+@pytest.mark.parametrize("variant", ["default", "procfs", "cri"])
 def test_daemonset_configuration_is_accepted(control_plane: Credentials, tmp_path: Path, variant: str) -> None:
+    """Every variant's container configuration is accepted (cri needs the image's `cri` extra, grpcio)."""
     proc = check_config(render(VARIANTS[variant]), tmp_path, control_plane)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.strip() == "trinet: configuration OK (node node-a, table multi_networkpolicy)"
-
-
-def test_cri_overlay_is_refused_until_the_daemon_supports_cri(control_plane: Credentials, tmp_path: Path) -> None:
-    """The cri overlay is valid for the API server, but this daemon has no CRI resolver yet: check-config says so
-    (and, today, also asks for <host-prefix>/proc, which the cri overlay does not mount). When the daemon gains
-    a CRI resolver, this test fails and the variant joins the acceptance test above."""
-    proc = check_config(render(VARIANTS["cri"]), tmp_path, control_plane)
-    assert proc.returncode == 2
-    assert "  --netns-source cri: the CRI netns source is not supported yet; use procfs" in proc.stderr.splitlines()
 
 
 def test_a_bad_custom_rule_in_the_configmap_is_reported_with_file_and_line(

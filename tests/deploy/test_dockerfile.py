@@ -20,6 +20,7 @@ import yaml
 from tests.deploy.helpers import DEPLOY, REPO
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+IMAGE_EXTRAS = ("cri",)  # the CRI netns source needs grpcio: the image supports both overlays
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|gcc|g\+\+|make|build-essential|python3?-dev|cc)\b")
 
 
@@ -74,11 +75,13 @@ def test_multi_stage_wheel_built_first_and_installed_offline() -> None:
     copied = {source for c in build.all("COPY") for source in shlex.split(c)[:-1]}
     top_level = {Path(p).name for p in PROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert {"pyproject.toml", PROJECT["project"]["readme"]} | {p.rstrip("*") for p in top_level} <= copied
-    assert any(r.startswith("pip wheel") and "--wheel-dir /wheels" in r for r in build.all("RUN"))
+    extras = ",".join(IMAGE_EXTRAS)
+    assert f"pip wheel --no-cache-dir --wheel-dir /wheels '.[{extras}]'" in build.all("RUN")
     assert FINAL.all("COPY") == [f"--from={build.name} /wheels /wheels"]
     (install,) = FINAL.all("RUN")
     name, version = PROJECT["project"]["name"], PROJECT["project"]["version"]
-    assert install.startswith(f"pip install --no-cache-dir --no-index --find-links /wheels {name}=={version} ")
+    prefix = "pip install --no-cache-dir --no-index --find-links /wheels"
+    assert install.startswith(f"{prefix} '{name}[{extras}]=={version}' ")
 
 
 def test_no_build_tools_in_the_final_image() -> None:
@@ -110,9 +113,17 @@ def test_image_tag_in_kustomization_is_the_project_version() -> None:
     assert kustomization["images"] == [{"name": "trinet", "newTag": PROJECT["project"]["version"]}]
 
 
+def test_image_extras_are_declared() -> None:
+    assert set(IMAGE_EXTRAS) <= set(PROJECT["project"].get("optional-dependencies", {}))
+
+
 def test_every_imported_distribution_is_a_declared_dependency() -> None:
-    """The image installs the declared dependencies only: anything imported but undeclared would be missing."""
-    declared = {_normalise(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) for d in PROJECT["project"]["dependencies"]}
+    """The image installs the declared dependencies and the extras it names only: anything imported but not
+    declared there would be missing from it."""
+    requirements = list(PROJECT["project"]["dependencies"])
+    for extra in IMAGE_EXTRAS:
+        requirements += PROJECT["project"].get("optional-dependencies", {}).get(extra, [])
+    declared = {_normalise(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]) for d in requirements}
     own = {"trinet", "netlink_nft"}
     distributions = importlib.metadata.packages_distributions()
     missing: dict[str, set[str]] = {}
