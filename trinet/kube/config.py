@@ -177,7 +177,7 @@ def _cluster_fields(file: Path, name: str, cluster: dict[str, Any]) -> dict[str,
     insecure = cluster.get("insecure-skip-tls-verify", False)
     if not isinstance(insecure, bool):
         raise KubeConfigError(
-            f"kubeconfig {file}: field clusters[{name}].cluster.insecure-skip-tls-verify must be a bool"
+            f"kubeconfig {file}: field clusters[{name}].cluster.insecure-skip-tls-verify must be a boolean"
         )
     return {
         "server": server.rstrip("/"),
