@@ -85,13 +85,20 @@ class Container:
 
 
 def container(
-    docs: Sequence[Doc], root: Path, node_name: str, *, bind: bool = False, name: str = "trinet"
+    docs: Sequence[Doc],
+    root: Path,
+    node_name: str,
+    *,
+    bind: bool = False,
+    name: str = "trinet",
+    host_paths: dict[str, str] | None = None,
 ) -> Container:
     """The DaemonSet container's args and env with the container's filesystem laid out under `root`: ConfigMap
     volumes become files with the ConfigMap's data, emptyDirs empty directories, hostPath volumes symlinks to the
     host path (or, with `bind`, mount points listed in `binds` for the caller to bind-mount in its own mount
     namespace); every argument naming a path under (or above) a mount point moves under `root`. The downward
-    API's spec.nodeName becomes `node_name`."""
+    API's spec.nodeName becomes `node_name`. `host_paths` replaces hostPath sources that do not exist on this
+    machine (a runtime socket) by ones that do."""
     spec = daemon_container(docs, name)
     pod_spec = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
@@ -103,11 +110,16 @@ def container(
             target.mkdir()
             for key, text in one(docs, "ConfigMap", volume["configMap"]["name"]).get("data", {}).items():
                 (target / key).write_text(text)
-        elif "hostPath" in volume and not bind:
-            target.symlink_to(volume["hostPath"]["path"])
         elif "hostPath" in volume:
-            target.mkdir()
-            binds.append((volume["hostPath"]["path"], target, bool(mount.get("readOnly"))))
+            source = (host_paths or {}).get(volume["hostPath"]["path"], volume["hostPath"]["path"])
+            if not bind:
+                target.symlink_to(source)
+            else:
+                if volume["hostPath"].get("type") in {"Socket", "File"}:
+                    target.touch()  # a file is mounted on a file
+                else:
+                    target.mkdir()
+                binds.append((source, target, bool(mount.get("readOnly"))))
         else:
             assert "emptyDir" in volume, volume
             target.mkdir()

@@ -33,7 +33,7 @@ import pytest
 
 from e2e.controlplane import Credentials, kubectl
 from tests.conftest import require_root_and_nftables
-from tests.deploy.helpers import DEPLOY, NAMESPACE, VARIANTS, Container, Doc, container, daemon_container, render
+from tests.deploy.helpers import DEPLOY, NAMESPACE, VARIANTS, Container, Doc, container, daemon_container, one, render
 from tests.support.netns import ip, throwaway_netns, unique_name
 
 T = TypeVar("T")
@@ -133,7 +133,8 @@ class ContainerProcess:
             setpriv.append("--no-new-privs")
         script = []
         for host, target, read_only in view.binds:
-            script.append(f"mount --bind {shlex.quote(host)} {shlex.quote(str(target))}")
+            # recursive, as kubelet binds hostPath volumes (a namespace file in /var/run/netns is a mount itself)
+            script.append(f"mount --rbind {shlex.quote(host)} {shlex.quote(str(target))}")
             if read_only:
                 script.append(f"mount -o remount,bind,ro {shlex.quote(str(target))}")
         script.append("mount -t proc proc /proc")  # the container's own /proc: its PID namespace only
@@ -197,12 +198,17 @@ def deployed(installed: Credentials, tmp_path: Path) -> Deployed:
 
 
 def _start(
-    d: Deployed, root: Path, docs: list[Doc] | None = None, name: str = "trinet", drop: frozenset[str] = frozenset()
+    d: Deployed,
+    root: Path,
+    docs: list[Doc] | None = None,
+    name: str = "trinet",
+    drop: frozenset[str] = frozenset(),
+    host_paths: dict[str, str] | None = None,
 ) -> tuple[ContainerProcess, dict[str, int]]:
     """Start container `name` of the DaemonSet in `docs` (default: the default install); returns it and its
     container ports mapped to free host ports."""
     docs = docs or d.docs
-    view = container(docs, root / "rootfs", d.node, bind=True, name=name)
+    view = container(docs, root / "rootfs", d.node, bind=True, name=name, host_paths=host_paths)
     ports = {p["name"]: p["containerPort"] for p in daemon_container(docs).get("ports", [])}
     mapped = {port_name: _free_port() for port_name in ports}
     for index, arg in enumerate(view.args):
@@ -263,3 +269,41 @@ def test_without_sys_ptrace_the_pod_namespace_cannot_be_resolved(deployed: Deplo
             assert table(pod.netns) is None
         finally:
             daemon.stop()
+
+
+def test_cri_overlay_enforces_through_the_runtime_socket(deployed: Deployed, tmp_path: Path) -> None:
+    """The cri overlay as rendered: the runtime socket (a CRI test server built from k8s.io/cri-api stands in for
+    containerd's, the one host path substituted) and the host's /var/run/netns, no host /proc, no SYS_PTRACE.
+    The runtime names the sandbox's namespace by path, as containerd does."""
+    docs = render(VARIANTS["cri"])
+    volumes = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]["volumes"]
+    (socket_volume,) = [v for v in volumes if v.get("hostPath", {}).get("type") == "Socket"]
+    assert "SYS_PTRACE" not in daemon_container(docs)["securityContext"]["capabilities"]["add"]
+    with deployed.cluster.client() as admin, pod_sandbox(admin, deployed.namespace, deployed.node, "p") as pod, \
+            cri_server(tmp_path) as (socket, state):  # fmt: skip
+        sandbox = {"id": "sb-p", "uid": pod.uid, "name": "p", "namespace": deployed.namespace, "ready": True,
+                   "pid": 0, "netns": f"/var/run/netns/{pod.netns}", "containers": []}  # fmt: skip
+        state.write_text(json.dumps({"sandboxes": [sandbox]}))
+        daemon, mapped = _start(deployed, tmp_path, docs, host_paths={socket_volume["hostPath"]["path"]: str(socket)})
+        try:
+            wait_for(lambda: _probe(deployed, "readinessProbe", mapped) == 200, "readinessProbe 200")
+            wait_for(lambda: '"net1"' in (table(pod.netns) or ""), "trinet's table for net1 in the pod's namespace")
+            assert [e.get("netns_source") for e in daemon.events() if e.get("event") == "starting"] == ["cri"]
+        finally:
+            assert daemon.stop() == 0, daemon.log.read_text()
+
+
+@contextlib.contextmanager
+def cri_server(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(socket, state file) of the daemon tests' CRI test server."""
+    from tests.daemon.cri_server.build import build_cri_server  # noqa: PLC0415 (builds with Go on first use)
+
+    socket, state = tmp_path / "cri.sock", tmp_path / "cri-state.json"
+    state.write_text('{"sandboxes": []}')
+    server = subprocess.Popen([str(build_cri_server()), "--listen", str(socket), "--state", str(state)])
+    try:
+        wait_for(socket.exists, "CRI test server listening", timeout=10)
+        yield socket, state
+    finally:
+        server.terminate()
+        server.wait()
