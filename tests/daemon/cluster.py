@@ -121,6 +121,7 @@ class Node:
     fabric: str
     stack: contextlib.ExitStack
     pods: dict[str, FakePodNetwork] = field(default_factory=dict)
+    networks: dict[str, str] = field(default_factory=dict)
 
     def create_nad(self, name: str = "macnet", cni_type: str = "macvlan") -> None:
         config = NAD_CONFIG.replace("macvlan", cni_type)
@@ -140,6 +141,7 @@ class Node:
         cgroup_driver: str = "systemd",
         network: str = "macnet",
         phase: str = "Running",
+        annotate: bool = True,
     ) -> FakePodNetwork:
         """Create a Pod object, then its sandbox (netns, interface, process in the pod's cgroup), then annotate it
         with network-status, in the order kubelet and multus do."""
@@ -154,18 +156,25 @@ class Node:
         uid = r.json()["metadata"]["uid"]
         sandbox = self._sandbox(uid, cgroup_driver)
         self.pods[name] = sandbox
-        status = [
-            {"name": "default-net", "interface": "eth0", "ips": ["10.244.0.9"], "default": True},
-            {"name": f"{self.namespace}/{network}", "interface": "net1", "ips": [sandbox.address.split("/")[0]],
-             "mac": sandbox.mac},
-        ]  # fmt: skip
-        self.patch_pod(name, {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": json.dumps(status)}}})
+        self.networks[name] = network
+        if annotate:
+            self.annotate_network_status(name)
         self.admin.patch(
             f"/api/v1/namespaces/{self.namespace}/pods/{name}/status",
             json={"status": {"phase": phase}},
             headers={"Content-Type": "application/merge-patch+json"},
         ).raise_for_status()
         return sandbox
+
+    def annotate_network_status(self, name: str) -> None:
+        """Write the pod's network-status annotation, as Multus does once the sandbox's interfaces exist."""
+        sandbox = self.pods[name]
+        status = [
+            {"name": "default-net", "interface": "eth0", "ips": ["10.244.0.9"], "default": True},
+            {"name": f"{self.namespace}/{self.networks[name]}", "interface": "net1",
+             "ips": [sandbox.address.split("/")[0]], "mac": sandbox.mac},
+        ]  # fmt: skip
+        self.patch_pod(name, {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": json.dumps(status)}}})
 
     def patch_pod(self, name: str, patch: dict[str, Any]) -> None:
         self.admin.patch(

@@ -162,10 +162,16 @@ class CriResolver:
         with self._lock:
             cached = self._cache.get(uid)
         if cached is not None and _ident(cached.path) == cached.ident:
+            if cached.interfaces.issuperset(names):
+                return cached
             try:
-                return check_netns(uid, cached.path, cached.pid, names)
+                found = check_netns(uid, cached.path, cached.pid, names)
             except NetnsError:
                 self.forget(uid)
+            else:
+                with self._lock:
+                    self._cache[uid] = found
+                return found
         found = self._lookup(uid, names)
         with self._lock:
             self._cache[uid] = found

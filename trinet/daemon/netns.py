@@ -17,6 +17,7 @@ file I/O: call it from a worker thread.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import os
@@ -63,6 +64,7 @@ class PodNetns:
     path: str
     ident: tuple[int, int]
     pid: int
+    interfaces: frozenset[str] = frozenset()  # names already found in it (its identity is its inode)
 
 
 def pod_uids_in_cgroup(text: str) -> set[str]:
@@ -140,7 +142,7 @@ def check_netns(uid: str, path: str, pid: int, interfaces: Iterable[str]) -> Pod
         raise NetnsError("gone", f"pod {uid}: {path}: {exc}") from exc
     if missing:
         raise NetnsError("missing-interfaces", f"pod {uid}: interface(s) {', '.join(missing)} missing in {path}")
-    return PodNetns(path, ident, pid)
+    return PodNetns(path, ident, pid, frozenset(interfaces))
 
 
 class ProcfsResolver:
@@ -155,6 +157,11 @@ class ProcfsResolver:
     def forget(self, uid: str) -> None:
         with self._lock:
             self._cache.pop(uid.lower(), None)
+
+    def _remember(self, uid: str, found: PodNetns) -> PodNetns:
+        with self._lock:
+            self._cache[uid] = found
+        return found
 
     def scan(self) -> dict[str, list[int]]:
         """Every pod UID found in the cgroups of the host's processes, with their PIDs (ascending)."""
@@ -182,8 +189,11 @@ class ProcfsResolver:
         names = tuple(interfaces)
         with self._lock:
             cached = self._cache.get(uid)
-        if cached is not None and _ident(cached.path) == cached.ident and not missing_interfaces(cached.path, names):
-            return cached
+        if cached is not None and _ident(cached.path) == cached.ident:
+            if cached.interfaces.issuperset(names):
+                return cached  # same namespace, interfaces already seen in it: no syscall beyond the stat
+            if not missing_interfaces(cached.path, names):
+                return self._remember(uid, dataclasses.replace(cached, interfaces=cached.interfaces | set(names)))
         pids = self.scan().get(uid, [])
         if not pids:
             self.forget(uid)
@@ -210,8 +220,6 @@ class ProcfsResolver:
                 problems.append(f"pid {candidate.pid}: {exc}")
                 continue
             if not missing:
-                with self._lock:
-                    self._cache[uid] = candidate
-                return candidate
+                return self._remember(uid, dataclasses.replace(candidate, interfaces=frozenset(names)))
             problems.append(f"pid {candidate.pid}: interface(s) {', '.join(missing)} missing")
         raise NetnsError("missing-interfaces", f"pod {uid}: no namespace holds its interfaces ({'; '.join(problems)})")
