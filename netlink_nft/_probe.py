@@ -135,6 +135,7 @@ def probe_kernel(netns: str | None = None) -> KernelFeatures:
     """Probe the kernel's nf_tables features with throwaway transactions, in a new empty network namespace (or in
     the namespace at path `netns`; nothing is left there either). A few milliseconds; run it once at start-up."""
     with NftSocket(socket_in_new_netns(_new_socket)) if netns is None else NftSocket.open(netns) as nft:
+        nft.end_ack = None  # observe it here, whatever the process learnt before
         errors: dict[str, int] = {}
         for name, build in _FEATURES.items():
             code = _accepted(nft, _transient(build(_table())))

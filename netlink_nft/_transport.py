@@ -74,6 +74,15 @@ class Reply:
     attrs: bytes
 
 
+class _Learnt:
+    """What this process has seen of the kernel: the same in every namespace."""
+
+    end_ack: bool | None = None
+
+
+_learnt = _Learnt()
+
+
 def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
 
@@ -92,7 +101,8 @@ class NftSocket:
 
     `max_batch_bytes` bounds the send buffer this socket may ask for; a larger batch is refused before sending.
     `end_ack` says whether the kernel acknowledges BATCH_END (>= 6.10; `KernelFeatures.end_ack`): if so, a
-    commit is confirmed by that one reply, else by one per message. None (the default) learns it from the first
+    commit is confirmed by that one reply, else by one per message. None (the default) takes what this process
+    has already learnt about the kernel (all namespaces share it), or learns it from this socket's first
     transaction (which asks for every acknowledgement); False keeps the per-message confirmation for good.
     """
 
@@ -103,7 +113,7 @@ class NftSocket:
         self._lock = threading.Lock()
         self._seq = 1
         self.max_batch_bytes = max_batch_bytes
-        self.end_ack = end_ack
+        self.end_ack = _learnt.end_ack if end_ack is None else end_ack
         try:
             sock.bind((0, 0))
             sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
@@ -235,11 +245,11 @@ class NftSocket:
             raise TransactionError(tuple(errors))
         if end_acked:
             if self.end_ack is None:
-                self.end_ack = True
+                self.end_ack = _learnt.end_ack = True
             return
         if encoded.acked_each and acked == len(encoded.messages):
-            if self.end_ack is None:
-                self.end_ack = False  # committed, and this kernel does not acknowledge BATCH_END (before 6.10)
+            if self.end_ack is None:  # committed, and this kernel does not acknowledge BATCH_END (before 6.10)
+                self.end_ack = _learnt.end_ack = False
             return
         if encoded.acked_each:
             raise OutcomeUnknown(

@@ -46,7 +46,7 @@ def ruleset(n: int) -> Ruleset:
     return Ruleset(T, (INPUT,), (blocked,), (rule(T, "input", in_set(IP_SADDR, "blocked"), DROP),))
 
 
-@pytest.mark.parametrize("end_ack", [False, None], ids=["per-message-acks", "learn"])
+@pytest.mark.parametrize("end_ack", [False, None], ids=["per-message-acks", "default"])
 def test_committed_batches_are_confirmed(netns: str, end_ack: bool | None) -> None:
     with NftSocket.open(netns_path(netns), end_ack=end_ack) as nft:
         current = None
@@ -57,11 +57,13 @@ def test_committed_batches_are_confirmed(netns: str, end_ack: bool | None) -> No
             current = desired
 
 
-def test_the_socket_learns_whether_batch_end_is_acknowledged(netns: str, kernel_features: KernelFeatures) -> None:
+def test_sockets_learn_whether_batch_end_is_acknowledged(netns: str, kernel_features: KernelFeatures) -> None:
     with NftSocket.open(netns_path(netns)) as nft:
-        assert nft.end_ack is None
+        nft.end_ack = None  # as if it were the first socket of the process
         nft.apply(replace_contents(ruleset(0)))
         assert nft.end_ack is kernel_features.end_ack
+    with NftSocket.open(netns_path(netns)) as later:  # the kernel is the same in every namespace
+        assert later.end_ack is kernel_features.end_ack
 
 
 def test_per_message_acks_are_requested_until_batch_end_is_known() -> None:
