@@ -90,7 +90,6 @@ def test_counters_move_with_what_the_daemon_reports() -> None:
     observer.apply_latency("ns/s", 0.003)
     observer.enforced_latency("ns/s", 0.2)
     observer.queue_depth(5)
-    observer.policed_pods(2)
     observer.invalid_policy("ns/deny", ("x",))
     observer.ready(True)
     after = scrape(metrics)
@@ -117,7 +116,7 @@ def test_counters_move_with_what_the_daemon_reports() -> None:
     programming = after["trinet_network_programming_duration_seconds"]
     assert value(programming, "trinet_network_programming_duration_seconds_sum") == 0.2
     assert value(after["trinet_queue_depth"], "trinet_queue_depth") == 5
-    assert value(after["trinet_policed_pods"], "trinet_policed_pods") == 2
+    assert value(after["trinet_policed_pods"], "trinet_policed_pods") == len(RULESETS)
     assert value(after["trinet_invalid_policies"], "trinet_invalid_policies_total") == 1
     assert value(after["trinet_ready"], "trinet_ready") == 1
 
@@ -170,6 +169,21 @@ def test_drop_counters_accumulate_across_kernel_resets_and_vanish_with_the_pod()
     del rulesets["ns/a"]
     drops = scrape(metrics)["trinet_dropped_packets"]
     assert {s.labels["pod"] for s in drops} == {"s"}
+
+
+def test_a_rewrite_of_the_rules_restarts_the_kernel_counters() -> None:
+    metrics = attached()
+    observer = MetricsObserver(metrics)
+    observer.dropped("ns/s", {("net1", "ingress"): 10})
+    observer.transaction("ns/s", "delta", "ok", 3)  # set elements only: the drop rule and its counter stay
+    observer.dropped("ns/s", {("net1", "ingress"): 12})
+    observer.transaction("ns/s", "swap", "ok", 30)  # chains flushed and refilled: counters from 0
+    observer.dropped("ns/s", {("net1", "ingress"): 15})
+    observer.transaction("ns/s", "swap", "rejected", 30)  # nothing applied: the counter goes on
+    observer.dropped("ns/s", {("net1", "ingress"): 16})
+    drops = scrape(metrics)["trinet_dropped_packets"]
+    labels = {"namespace": "ns", "pod": "s", "interface": "net1", "direction": "ingress"}
+    assert value(drops, "trinet_dropped_packets_total", **labels) == 12 + 15 + 1
 
 
 def test_drop_counters_without_per_pod_labels_sum_over_pods() -> None:

@@ -1,9 +1,9 @@
 """The daemon's Prometheus metrics: every family, its labels and meaning, defined once in ``FAMILIES``.
 
 ``Metrics`` owns a private ``CollectorRegistry``. Counters and histograms are updated as the daemon reports its
-work (``trinet.observability.observer``); gauges of state (rules and set elements per pod, dropped packets, watch
-staleness) are computed at scrape time from the daemon's own state, in the daemon's trio thread (the scrape is
-served there, ``trinet.observability.serve``), so nothing is copied on the hot path.
+work (``trinet.observability.observer``); gauges of state (policed pods, rules and set elements per pod, dropped
+packets, watch staleness) are computed at scrape time from the daemon's own state, in the daemon's trio thread
+(the scrape is served there, ``trinet.observability.serve``), so nothing is copied on the hot path.
 
 Label values are bounded: kinds, outcomes and reasons come from fixed vocabularies (anything else is counted as
 ``other``), resources are the four watched ones, and the only open-ended labels (``namespace``, ``pod``,
@@ -158,8 +158,10 @@ HealthSource = Callable[[], Mapping[str, ReflectorHealth]]
 
 
 class _DropCounts:
-    """Monotonic totals from the kernel's drop counters, which restart at 0 whenever a table or chain is created
-    anew: a reading below the previous one counts in full."""
+    """Monotonic totals from the kernel's drop counters. A counter restarts at 0 whenever its rule is written anew
+    (every transaction but a set-element delta flushes and refills the chains): ``rules_rewritten`` says so, and
+    the next reading then counts in full; a reading below the previous one is taken as a restart too. (Drops that
+    a rule counted after the last read-back and before it was rewritten are not seen.)"""
 
     def __init__(self) -> None:
         self.last: dict[str, dict[tuple[str, str], int]] = {}
@@ -172,6 +174,9 @@ class _DropCounts:
             previous = last.get(where, 0)
             total[where] = total.get(where, 0) + (value - previous if value >= previous else value)
         self.last[pod] = dict(readings)
+
+    def rules_rewritten(self, pod: str) -> None:
+        self.last.pop(pod, None)
 
     def forget_except(self, pods: set[str]) -> None:
         for gone in set(self.total) - pods:
@@ -188,7 +193,6 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.policed = Gauge("trinet_policed_pods", _help("trinet_policed_pods"), registry=r)
         self.transactions = Counter(
             "trinet_transactions", _help("trinet_transactions_total"), ("kind", "outcome"), registry=r
         )
@@ -233,8 +237,10 @@ class Metrics:
 
     # -- updates (the observer calls these) ----------------------------------------------------------------
 
-    def transaction(self, kind: str, outcome: str) -> None:
+    def transaction(self, pod: str, kind: str, outcome: str) -> None:
         self.transactions.labels(_bounded(kind, TRANSACTION_KINDS), _bounded(outcome, OUTCOMES)).inc()
+        if outcome == "ok" and kind != "delta":
+            self.drops.rules_rewritten(pod)
 
     def failure(self, reason: str) -> None:
         self.failures.labels(failure_category(reason)).inc()
@@ -274,6 +280,7 @@ class Metrics:
         if not per_pod:
             rules.add_metric([], total_rules)
             elements.add_metric([], total_elements)
+        yield GaugeMetricFamily("trinet_policed_pods", _help("trinet_policed_pods"), value=len(installed))
         yield rules
         yield elements
         self.drops.forget_except({pod for pod, _ in installed})

@@ -31,7 +31,7 @@ class MetricsObserver:
         self.metrics = metrics
 
     def transaction(self, pod: str, kind: TransactionKind, outcome: TransactionOutcome, messages: int) -> None:
-        self.metrics.transaction(kind, outcome)
+        self.metrics.transaction(pod, kind, outcome)
 
     def apply_latency(self, pod: str, seconds: float) -> None:
         self.metrics.apply.observe(seconds)
@@ -58,7 +58,8 @@ class MetricsObserver:
         self.metrics.invalid.inc()  # the Event comes from the Reporter's audit (it knows which node reports)
 
     def policed_pods(self, count: int) -> None:
-        self.metrics.policed.set(count)
+        """Nothing to do: ``trinet_policed_pods`` is counted at scrape time from the tables the daemon holds, so it
+        also drops when a pod goes away without a transaction."""
 
     def ready(self, ready: bool) -> None:
         self.metrics.ready.set(1 if ready else 0)
