@@ -15,8 +15,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup
-	$(BIN)/trinet --help
+demo: controlplane
+	$(BIN)/python -m e2e demo
 
 lint: setup
 	$(BIN)/ruff check .

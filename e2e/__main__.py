@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from e2e.harness import parallel, runner, scenario, sweep
+from e2e.harness import demo, parallel, runner, scenario, sweep
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--oracle", action="store_true",
                      help="no daemon, no probes: check every matrix against trinet.policy.oracle")  # fmt: skip
     sub.add_parser("sweep", help="remove what killed runs left behind")
+    sub.add_parser("demo", help="a local cluster, the matrix before and after a sample policy, trinet explain")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     if args.command == "sweep":
         for line in sweep.sweep():
             print(line)
         return 0
+    if args.command == "demo":
+        return demo.main(lambda line: print(line, flush=True))
     files = args.files or sorted(SCENARIOS.glob("*.yaml"))
     try:
         if args.jobs > 1 and len(files) > 1:
