@@ -24,8 +24,11 @@ scratch=$(mktemp -d /run/oldkernel.XXXXXX)
 export TMPDIR="$scratch" HOME="$scratch" CI="$ci" PYTHONDONTWRITEBYTECODE=1
 export HYPOTHESIS_STORAGE_DIRECTORY="$scratch/hypothesis"
 
-timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
-rc=$?
+# The log lets the host quote pytest's summary line; sh has no PIPESTATUS, so the status goes through a file.
+{
+  timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
+  echo $? >"$out/status"
+} 2>&1 | tee "$out/pytest.log"
+rc=$(cat "$out/status")
 [ "$rc" -eq 124 ] && echo "oldkernel guest: pytest timed out after ${limit}s" >&2
-echo "$rc" >"$out/rc"
-echo "oldkernel guest: pytest exit status $rc on kernel $kernel"
+mv "$out/status" "$out/rc"

@@ -70,7 +70,8 @@ out=$(mktemp -d /tmp/trinet-oldkernel.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 # The pytest arguments travel in a file: the command reaches the guest on the kernel command line (2 KiB at most).
 printf '%s\n' "${deselect[@]}" "${selection[@]}" >"$out/args"
-guest_cmd="cd $(printf %q "$repo") && sh tests/oldkernel/guest.sh $(printf %q "$out") $(printf %q "${CI:-}") $((timeout_s - 120))"
+guest_limit=$((timeout_s > 240 ? timeout_s - 120 : timeout_s / 2))  # leaves time to boot and to report
+guest_cmd="cd $(printf %q "$repo") && sh tests/oldkernel/guest.sh $(printf %q "$out") $(printf %q "${CI:-}") $guest_limit"
 
 echo "oldkernel: booting $image (software emulation, $cpus vCPU, limit ${timeout_s}s)"
 start=$SECONDS
@@ -86,5 +87,7 @@ elapsed=$((SECONDS - start))
 [[ $vm_rc -eq 124 || $vm_rc -eq 137 ]] && fail "the VM hit the ${timeout_s}s limit after ${elapsed}s"
 [[ -s $out/rc ]] || fail "the VM ended (status $vm_rc, ${elapsed}s) without a pytest result: boot failure or crash"
 rc=$(cat "$out/rc")
-echo "oldkernel: pytest exit status $rc on kernel $(cat "$out/kernel") (host kernel $(uname -r)), ${elapsed}s wall"
+summary=$(grep -E '^=+ .* in [0-9.]+s.* =+$' "$out/pytest.log" | tail -n 1 | sed -E 's/^=+ (.*) =+$/\1/' || true)
+echo "oldkernel: kernel $(cat "$out/kernel"): ${summary:-no pytest summary}; exit status $rc; ${elapsed}s wall" \
+  "(host kernel $(uname -r))"
 exit "$rc"
