@@ -7,12 +7,13 @@ import re
 import shlex
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from e2e.controlplane import Credentials, build_kubectl, kubectl
 from tests.deploy import config_reference
-from tests.deploy.helpers import DEPLOY, REPO, daemon_container, one, render
+from tests.deploy.helpers import DEPLOY, NAMESPACE, REPO, daemon_container, one, render
 
 README = (REPO / "README.md").read_text()
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -50,6 +51,32 @@ def test_local_install_commands_work_on_a_bare_control_plane(bare_cluster: Crede
     assert rules["pods"] == "get list watch"
     assert rules["events.events.k8s.io"] == "create patch"
     assert "secrets" not in rules
+
+
+def test_uninstall_commands_work_after_the_install(bare_cluster: Credentials) -> None:
+    """After the local install: the cleanup overlay applies over it; the delete names exactly what is installed
+    (a server-side dry run: a bare API server has no namespace controller, so a real delete would never end); the
+    rollout needs a kubelet and is left out."""
+    kubectl(bare_cluster, "apply", "-k", "deploy/", cwd=REPO)
+    lines = [line.split("#")[0].strip() for line in _block_after("<!-- uninstall", "bash").splitlines()]
+    commands = [shlex.split(line) for line in lines if line]
+    assert [c[:2] for c in commands] == [["kubectl", "apply"], ["kubectl", "-n"], ["kubectl", "delete"]]
+    applied = kubectl(bare_cluster, *commands[0][1:], cwd=REPO).stdout
+    assert "daemonset.apps/trinet configured" in applied
+    with bare_cluster.client() as admin:
+        pod_spec = admin.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets/trinet").json()["spec"]["template"]
+        assert [c["args"][0] for c in pod_spec["spec"]["initContainers"]] == ["cleanup"]
+    deleted = kubectl(bare_cluster, *commands[2][1:], "--dry-run=server", cwd=REPO).stdout
+    pattern = r'^(\S+) "([^"]+)" deleted (?:from \S+ namespace )?\(server dry run\)$'
+    assert set(re.findall(pattern, deleted, re.M)) == _names(render(REPO / "deploy/overlays/cleanup"))
+
+
+def _names(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(`kind.group`, name) as kubectl prints them."""
+    groups = {"Namespace": "", "ServiceAccount": "", "ConfigMap": "", "DaemonSet": ".apps",
+              "CustomResourceDefinition": ".apiextensions.k8s.io", "ClusterRole": ".rbac.authorization.k8s.io",
+              "ClusterRoleBinding": ".rbac.authorization.k8s.io"}  # fmt: skip
+    return {(f"{d['kind'].lower()}{groups[d['kind']]}", d["metadata"]["name"]) for d in docs}
 
 
 def test_your_own_kustomization_renders_with_image_and_components(tmp_path: Path) -> None:
