@@ -50,12 +50,14 @@ class Cluster:
         }[resource]
 
     def _body(self, resource: str, name: str) -> dict[str, Any]:
-        body = {
-            "pods": lambda: pod_body(name),
-            "policies": lambda: policy_body(name),
-            "nads": lambda: nad_body(name),
-            "namespaces": lambda: {"metadata": {"name": name}},
-        }[resource]()
+        if resource == "pods":
+            body = pod_body(name)
+        elif resource == "policies":
+            body = policy_body(name)
+        elif resource == "nads":
+            body = nad_body(name)
+        else:
+            body = {"metadata": {"name": name}}
         body["metadata"].setdefault("labels", {})[SELECT] = self.run
         return body
 
