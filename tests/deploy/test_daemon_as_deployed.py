@@ -249,7 +249,18 @@ def test_daemon_enforces_under_the_manifests_privileges_and_token(deployed: Depl
             assert not [e for e in events if e.get("level") in {"error", "ERROR"}], events
         finally:
             assert daemon.stop() == 0, daemon.log.read_text()
-        assert table(pod.netns) is not None, "stopping the daemon must leave the rules in place"
+        installed = table(pod.netns)
+        assert installed is not None, "stopping the daemon must leave the rules in place"
+
+        # the rolling update's next pod: it adopts the installed table without a transaction
+        upgraded, mapped = _start(deployed, tmp_path / "upgrade")
+        try:
+            wait_for(lambda: _probe(deployed, "readinessProbe", mapped) == 200, "new daemon ready")
+            key = f"{deployed.namespace}/p"
+            assert [e for e in upgraded.events() if e.get("event") == "transaction" and e.get("pod") == key] == []
+            assert table(pod.netns) == installed
+        finally:
+            assert upgraded.stop() == 0, upgraded.log.read_text()
 
         # uninstall: the cleanup overlay's init container, as README "Upgrade and uninstall" runs it
         cleanup, _ = _start(deployed, tmp_path / "cleanup", render(VARIANTS["cleanup"]), name="cleanup")
