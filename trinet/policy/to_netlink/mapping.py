@@ -7,6 +7,8 @@ use the transport-header field (``th dport``) because our rules always match ``m
 The same policy on the same interface gives equal rules and sets in many pods, so mapped values are memoised. Each
 memo is keyed *weakly* by the policy value: an entry lives only while some ruleset holding an equal value is alive
 (the daemon keeps the rulesets it installed), so the memos are bounded by what is installed now, never by history.
+Mapped values are shared between pods, so netlink_nft sees the same ``Rule`` and ``Set`` objects again and again.
+The memos are plain dictionaries: call from one thread (the daemon maps on its trio thread).
 """
 
 from __future__ import annotations
