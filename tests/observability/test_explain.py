@@ -127,6 +127,8 @@ def test_every_shared_network_is_explained_unless_one_is_chosen() -> None:
     flows = run([], Flow("ns/v", "ns/s", "ICMP", None))
     assert [e.network for e in flows] == ["ns/net1", "ns/vlan"]
     assert all(e.oracle_allowed for e in flows)
+    [bare] = run([], Flow("ns/v", "ns/s", "ICMP", None, network="vlan"))
+    assert bare.network == "ns/vlan"
 
 
 def test_disagreement_between_oracle_and_compiled_rulesets_is_a_bug() -> None:

@@ -25,5 +25,9 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", metavar="DST_POD", help="destination pod, NAMESPACE/NAME")
     parser.add_argument("--protocol", required=True, type=str.upper, choices=PROTOCOLS, help="the flow's protocol")
     parser.add_argument("--port", type=int, help="destination port (TCP, UDP, SCTP)")
-    parser.add_argument("--network", metavar="NS/NAD", help="the secondary network (default: every one they share)")
+    parser.add_argument(
+        "--network",
+        metavar="NS/NAD",
+        help="the secondary network; a bare NAD name is in SRC_POD's namespace (default: every one they share)",
+    )
     parser.add_argument("--family", type=int, choices=(4, 6), help="IP family (default: each both pods have)")

@@ -354,12 +354,13 @@ def explain(
     src, dst = _pod(snapshot, flow.src), _pod(snapshot, flow.dst)
     shared = sorted(set(_networks(oracle, src)) & set(_networks(oracle, dst)))
     if flow.network is not None:
-        if flow.network not in shared:
+        network = flow.network if "/" in flow.network else f"{src.metadata.namespace}/{flow.network}"
+        if network not in shared:
             raise ExplainError(
-                f"{flow.src} and {flow.dst} are not both attached to {flow.network} "
+                f"{flow.src} and {flow.dst} are not both attached to {network} "
                 f"(shared networks: {', '.join(shared) or 'none'})"
             )
-        shared = [flow.network]
+        shared = [network]
     if not shared:
         raise ExplainError(f"{flow.src} and {flow.dst} share no secondary network")
     explainer = _Explainer(snapshot, oracle, policies, options)
