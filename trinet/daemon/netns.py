@@ -17,6 +17,7 @@ file I/O: call it from a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -152,6 +153,7 @@ class ProcfsResolver:
         self.proc = Path(host_prefix or "/") / "proc"
         self._lock = threading.Lock()
         self._cache: dict[str, PodNetns] = {}
+        self._index: dict[str, list[int]] = {}  # pod UID -> PIDs, as of the last scan
         self._own = own_netns()
 
     def forget(self, uid: str) -> None:
@@ -162,6 +164,12 @@ class ProcfsResolver:
         with self._lock:
             self._cache[uid] = found
         return found
+
+    def _uids_of(self, pid: int) -> set[str]:
+        try:
+            return pod_uids_in_cgroup((self.proc / str(pid) / "cgroup").read_text())
+        except OSError:
+            return set()
 
     def scan(self) -> dict[str, list[int]]:
         """Every pod UID found in the cgroups of the host's processes, with their PIDs (ascending)."""
@@ -194,10 +202,23 @@ class ProcfsResolver:
                 return cached  # same namespace, interfaces already seen in it: no syscall beyond the stat
             if not missing_interfaces(cached.path, names):
                 return self._remember(uid, dataclasses.replace(cached, interfaces=cached.interfaces | set(names)))
-        pids = self.scan().get(uid, [])
+        with self._lock:
+            indexed = self._index.get(uid)
+        still = [pid for pid in indexed or () if uid in self._uids_of(pid)]  # a PID may have been reused
+        if still:  # the last scan saw this pod: try its processes before reading every cgroup file again
+            with contextlib.suppress(NetnsError):
+                return self._choose(uid, still, names)
+        index = self.scan()
+        with self._lock:
+            self._index = index
+        pids = index.get(uid, [])
         if not pids:
             self.forget(uid)
             raise NetnsError("no-process", f"no process of pod {uid} under {self.proc} (not started, or gone)")
+        return self._choose(uid, pids, names)
+
+    def _choose(self, uid: str, pids: list[int], names: tuple[str, ...]) -> PodNetns:
+        """The namespace of one of ``pids`` that is not the daemon's and holds ``names``."""
         by_ns: dict[tuple[int, int], PodNetns] = {}
         own_seen = False
         for pid in pids:
