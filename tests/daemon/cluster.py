@@ -166,6 +166,16 @@ class Node:
         ).raise_for_status()
         return sandbox
 
+    def recreate_sandbox(self, name: str, *, reannotate: bool = True) -> FakePodNetwork:
+        """The pod's sandbox dies and a new one (new netns, same pod UID) takes its place, as after a node reboot
+        or a sandbox crash; Multus then rewrites network-status (the new address)."""
+        old = self.pods[name]
+        old.close()
+        self.pods[name] = make_sandbox(self.stack, self.fabric, old.uid)
+        if reannotate:
+            self.annotate_network_status(name)
+        return self.pods[name]
+
     def annotate_network_status(self, name: str) -> None:
         """Write the pod's network-status annotation, as Multus does once the sandbox's interfaces exist."""
         sandbox = self.pods[name]

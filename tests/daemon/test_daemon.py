@@ -252,3 +252,22 @@ def test_cleanup_removes_every_table_of_the_node(control_plane: Credentials, clu
     assert proc.returncode == 0, proc.stderr
     assert table_text(a.netns) is None and table_text(b.netns) is None and table_text(plain.netns) is None
     assert "table-removed" in proc.stderr
+
+
+def test_a_recreated_sandbox_is_enforced_again(cluster: Node, daemon: Daemon) -> None:
+    """Same Pod object, new sandbox (new netns, same UID): noticed at the pod's next event, not only at resync."""
+    cluster.pod("server", {"app": "server"})
+    client = cluster.pod("client", {"app": "client"})
+    cluster.policy("allow-client", SERVER_POLICY)
+    daemon.start().wait_ready()
+    wait_for(lambda: table_text(cluster.pods["server"].netns), "enforced")
+
+    mark = daemon.mark()
+    fresh = cluster.recreate_sandbox("server")
+    wait_for(lambda: table_text(fresh.netns), "the new sandbox enforced")
+    assert daemon.since(mark, "sandbox-changed", pod=f"{cluster.namespace}/server")
+    client_fresh = cluster.recreate_sandbox("client")  # a peer's new address reaches the server's set
+    wait_for(lambda: _ip(client_fresh.address) in (table_text(fresh.netns) or ""), "peer's new address")
+    assert tcp_connects(client_fresh.netns, fresh.netns, _ip(fresh.address), 80, timeout=2)
+    assert not tcp_connects(client_fresh.netns, fresh.netns, _ip(fresh.address), 81)
+    assert client.process.poll() is not None  # the old client sandbox is gone

@@ -44,7 +44,7 @@ __all__ = ["PodState", "PodWorker", "SnapshotCache", "WorkResult"]
 log = logging.getLogger("trinet.worker")
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
-ReadBack = Literal["adopt", "resync", "unknown-outcome", "after-rejection"]
+ReadBack = Literal["adopt", "resync", "unknown-outcome", "after-rejection", "sandbox-changed"]
 WorkResult = Literal["ok", "retry"]
 
 
@@ -55,6 +55,7 @@ class PodState:
     uid: str
     installed: Installed | None
     check: ReadBack | None = None
+    netns: tuple[int, int] | None = None  # the namespace (device, inode) this belief is about
 
 
 class SnapshotCache:
@@ -227,11 +228,18 @@ class PodWorker:
                 self.states[key] = PodState(uid, None)
                 return
             batch, after = transaction(before, desired)
-            if batch is None:
+            if batch is None and state is not None and state.netns is None:
                 self.states[key] = PodState(uid, after)
                 return
-            planned = batch, after
+            planned = (batch, after) if batch is not None else None
         netns = await self._resolve(key, uid, desired)
+        if state is not None and state.netns is not None and state.netns != netns.ident:
+            # the sandbox was recreated under the same pod: what its new namespace holds is unknown
+            event(log, logging.INFO, "sandbox-changed", pod=key)
+            state = PodState(uid, None, "sandbox-changed")
+            planned = None
+        elif planned is None and (state is None or state.check is None):
+            return  # unchanged, in the same namespace: nothing to send
         try:
             sock = await self.open_socket(netns.path)
         except OSError as exc:
@@ -243,12 +251,12 @@ class PodWorker:
                 assert state is not None
                 batch, after, kind = await self._read_back(key, sock, state, desired)
                 if batch is None:
-                    self.states[key] = PodState(uid, after)
+                    self.states[key] = PodState(uid, after, netns=netns.ident)
                     return
             else:
                 batch, after = planned
                 kind = _kind(before, after, desired)
-            await self._apply(key, uid, sock, batch, kind, before, after)
+            await self._apply(key, uid, netns.ident, sock, batch, kind, before, after)
 
     async def _resolve(self, key: str, uid: str, desired: PodRuleset) -> PodNetns:
         interfaces = dispatched_interfaces(desired) if desired.enforces else set()
@@ -298,6 +306,7 @@ class PodWorker:
         self,
         key: str,
         uid: str,
+        ident: tuple[int, int],
         sock: nl.TrioNftSocket,
         batch: nl.Batch,
         kind: TransactionKind,
@@ -309,21 +318,21 @@ class PodWorker:
             await sock.apply(batch)
         except nl.TransactionError as exc:  # nothing applied: the previous rules are intact
             self.observer.transaction(key, kind, "rejected", len(batch))
-            self.states[key] = PodState(uid, before, "after-rejection")  # the retry reads the table back
+            self.states[key] = PodState(uid, before, "after-rejection", ident)  # the retry reads the table back
             event(log, logging.ERROR, "transaction-rejected", pod=key, kind=kind, messages=len(batch), error=str(exc))
             raise _Retry("rejected") from exc
         except nl.OutcomeUnknown as exc:  # read back before deciding anything
             self.observer.transaction(key, kind, "unknown", len(batch))
-            self.states[key] = PodState(uid, before, "unknown-outcome")
+            self.states[key] = PodState(uid, before, "unknown-outcome", ident)
             event(log, logging.WARNING, "transaction-outcome-unknown", pod=key, kind=kind, error=str(exc))
             raise _Retry("unknown") from exc
         except (nl.NftError, OSError) as exc:
             self.observer.transaction(key, kind, "error", len(batch))
-            self.states[key] = PodState(uid, before, "unknown-outcome")
+            self.states[key] = PodState(uid, before, "unknown-outcome", ident)
             event(log, logging.ERROR, "transaction-failed", pod=key, kind=kind, error=str(exc))
             raise _Retry("error") from exc
         elapsed = self.clock() - started
-        self.states[key] = PodState(uid, after)
+        self.states[key] = PodState(uid, after, netns=ident)
         self.observer.transaction(key, kind, "ok", len(batch))
         self.observer.apply_latency(key, elapsed)
         since = self.dirty_since.get(key)
