@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from e2e.harness import demo, parallel, runner, scenario, sweep
+from e2e.harness import churn, demo, parallel, runner, scenario, sweep
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -91,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="no daemon, no probes: check every matrix against trinet.policy.oracle")  # fmt: skip
     sub.add_parser("sweep", help="remove what killed runs left behind")
     sub.add_parser("demo", help="a local cluster, the matrix before and after a sample policy, trinet explain")
+    churn_cmd = sub.add_parser("churn", help="atomicity: floods through a policy updated back to back")
+    churn_cmd.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     if args.command == "sweep":
         for line in sweep.sweep():
             print(line)
         return 0
+    if args.command == "churn":
+        return churn.main(args.seconds, lambda line: print(line, flush=True))
     if args.command == "demo":
         return demo.main(lambda line: print(line, flush=True))
     files = args.files or sorted(SCENARIOS.glob("*.yaml"))

@@ -363,6 +363,12 @@ class Cluster:
                 subprocess.run(["ip", "-n", state.sandbox.netns, "neigh", "flush", "all"], capture_output=True,
                                check=False)  # fmt: skip
 
+    def table_text(self, netns: str) -> str:
+        """`nft list table` of the daemon's table in `netns` (for failure reports), or why there is none."""
+        proc = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", names.POD_TABLE],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        return proc.stdout if proc.returncode == 0 else f"(no table: {proc.stderr.strip()})"
+
     def has_table(self, netns: str) -> bool:
         """Does `netns` hold the daemon's table? (`nft` as the test oracle.)"""
         proc = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", names.POD_TABLE],

@@ -195,6 +195,10 @@ class Runner:
                     + render(cells, observed, colour=False)
                     + "\nexpected:\n"
                     + render(cells, colour=False)
+                    + "".join(
+                        f"\n--- {key}: nft list table ---\n{cl.table_text(cl.pods[key].sandbox.netns)}"
+                        for key in sorted({c.src for c in wrong} | {c.dst for c in wrong})
+                    )
                 )
 
     def _judge(self, cells: dict[Cell, bool], network: str | list[str]) -> None:
