@@ -78,11 +78,16 @@ def _report(problems: list[str], err: TextIO) -> None:
 
 
 def _run(settings: Settings) -> int:
+    from netlink_nft import KernelTooOld  # noqa: PLC0415
     from trinet.daemon.daemon import run  # noqa: PLC0415
     from trinet.daemon.logs import configure  # noqa: PLC0415
 
     configure(settings.log_level, settings.log_format)
-    trio.run(run, settings)
+    try:
+        trio.run(run, settings)
+    except KernelTooOld as exc:
+        print(f"trinet: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

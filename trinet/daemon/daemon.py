@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+import netlink_nft as nl
 from trinet.daemon.health import Health, serve_health
 from trinet.daemon.logs import event
 from trinet.daemon.mapper import Mapper
@@ -152,8 +153,12 @@ async def _until_signal(cancel: trio.CancelScope) -> None:
 
 
 async def run(settings: Settings, observer: Observer | None = None) -> None:
-    """Run the daemon until SIGTERM/SIGINT. Configuration errors raise ``ConfigError`` before anything starts."""
+    """Run the daemon until SIGTERM/SIGINT. Configuration errors raise ``ConfigError`` and a kernel below
+    ``netlink_nft.KERNEL_FLOOR`` raises ``KernelTooOld``, before anything starts."""
     daemon = Daemon(settings, observer)
+    kernel = await trio.to_thread.run_sync(nl.require_supported_kernel)  # KernelTooOld below the floor
+    event(log, logging.INFO, "kernel", release=kernel.release, batch_end_ack=kernel.end_ack,
+          destroy=kernel.destroy)  # fmt: skip
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_signal, nursery.cancel_scope)
         await daemon.run()
