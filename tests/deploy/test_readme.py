@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -106,3 +111,44 @@ def test_every_deploy_path_the_readme_names_exists_and_renders() -> None:
             if (REPO / path / "kustomization.yaml").is_file() and "components" not in path:
                 assert render(REPO / path), path
     assert render(DEPLOY) == render(DEPLOY / "overlays/procfs")
+
+
+def test_the_local_control_plane_command_serves_the_install(tmp_path: Path) -> None:
+    """`python -m e2e.controlplane run --bare` as the README starts it: a kubeconfig kubectl can use, nothing of
+    trinet installed, and Ctrl-C stops it with nothing left behind."""
+    kubeconfig = tmp_path / "kubeconfig"
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "e2e.controlplane", "run", "--bare", "--kubeconfig",
+                                 str(kubeconfig)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops it." not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        env = {"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "KUBERC": "off"}
+        get = subprocess.run([str(build_kubectl()), "get", "crd", "-o", "name"], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+        assert (get.returncode, get.stdout) == (0, ""), get.stderr
+        assert f"kubectl:           {build_kubectl()}" in log.read_text()
+        port = re.search(r"ready at https://127\.0\.0\.1:(\d+)", log.read_text())
+        assert port
+        (apiserver,) = [c for c in _processes() if f"--secure-port={port[1]} " in c + " "]
+        cert_dir = re.search(r"--cert-dir=(\S+)/certs", apiserver)
+        assert cert_dir
+        workdir = cert_dir[1]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    assert not [c for c in _processes() if workdir in c]
+    assert not Path(workdir).exists()
+
+
+def _processes() -> list[str]:
+    """Command lines of live processes (to look for a control plane left running)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit():
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return lines
