@@ -6,7 +6,8 @@ securityContext's uid with only the capabilities the manifest adds (every other 
 allowPrivilegeEscalation says). The API server is the bare one the manifests were installed into with kubectl,
 and the token is the ServiceAccount's, asked for with `kubectl create token`. Substitutions, all forced by
 sharing one machine: the in-cluster configuration becomes TRINET_KUBECONFIG, the container's ports map to free
-ports of the host network (no pod network here), and the node is a name no other test uses.
+ports of the host network (no pod network here), and the node is a name no other test uses. Not reproduced: the
+read-only root filesystem, the seccomp profile, the image itself (the checkout's console script runs).
 
 The pod is a network namespace with `net1`, whose sandbox process runs as uid 65535 (as pause does) in a
 kubelet-style cgroup: resolving it needs SYS_PTRACE, and the test without it shows that.
