@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from e2e.harness import churn, demo, parallel, runner, scenario, sweep
+from e2e.harness import churn, demo, parallel, runner, scale, scenario, sweep
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -93,12 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="a local cluster, the matrix before and after a sample policy, trinet explain")
     churn_cmd = sub.add_parser("churn", help="atomicity: floods through a policy updated back to back")
     churn_cmd.add_argument("--seconds", type=float, default=20.0)
+    scale_cmd = sub.add_parser("scale", help="benchmark: nodes x pods x policies, enforcement time, daemon RSS/CPU")
+    scale_cmd.add_argument("--nodes", type=int, default=5)
+    scale_cmd.add_argument("--pods-per-node", type=int, default=200)
+    scale_cmd.add_argument("--policies", type=int, default=100)
+    scale_cmd.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     if args.command == "sweep":
         for line in sweep.sweep():
             print(line)
         return 0
+    if args.command == "scale":
+        return scale.main(args.nodes, args.pods_per_node, args.policies, args.rounds,
+                          lambda line: print(line, flush=True))  # fmt: skip
     if args.command == "churn":
         return churn.main(args.seconds, lambda line: print(line, flush=True))
     if args.command == "demo":

@@ -113,7 +113,11 @@ def nad_object(network: Network) -> dict[str, Any]:
 class Cluster:
     """Use as a context manager; `progress` receives one line per stage."""
 
-    def __init__(self, *, bin_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, *, bin_dir: Path | None = None, progress: Callable[[str], None] | None = None, primary: bool = True
+    ) -> None:
+        self.primary = primary
+        """Give every pod an eth0 on the cluster network (False: secondary networks only, lighter pods)."""
         self.run_id = names.new_run_id() + f"-{uuid.uuid4().hex[:4]}"
         self.progress = progress or (lambda _line: None)
         self.bin_dir = bin_dir
@@ -247,9 +251,10 @@ class Cluster:
         state = PodState(spec, uid, sandbox)
         self.pods[spec.key] = state
         if not spec.host_network:
-            slot, addresses = self.allocators[CLUSTER_NETWORK].allocate()
-            eth0 = self.topology.add_interface(sandbox, "cluster", "eth0", addresses)
-            state.attached.append(Attached(CLUSTER_NETWORK, eth0, slot))
+            if self.primary:
+                slot, addresses = self.allocators[CLUSTER_NETWORK].allocate()
+                eth0 = self.topology.add_interface(sandbox, "cluster", "eth0", addresses)
+                state.attached.append(Attached(CLUSTER_NETWORK, eth0, slot))
             for index, att in enumerate(spec.networks, start=1):
                 ref = qualify(att.network, spec.namespace)
                 network = self.networks[ref]
