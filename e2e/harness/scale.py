@@ -21,7 +21,7 @@ from typing import Any
 
 from e2e.harness import names
 from e2e.harness.cluster import Cluster
-from e2e.harness.scenario import Network, Pod
+from e2e.harness.scenario import Attachment, Network, Pod
 from netlink_nft import Family, NftSocket, Table, dump_table
 
 NETWORK = "default/lan"
@@ -101,8 +101,9 @@ def main(
         cluster.add_network(Network(name="lan", subnets=["10.70.0.0/16"]))
         t0 = time.monotonic()
         for i in range(total):
+            labels = {"app": f"a{(i // namespaces) % apps}"}
             cluster.create_pod(Pod(name=f"p{i}", namespace=f"scale-{i % namespaces}", node=f"node-{i % nodes + 1}",
-                                   labels={"app": f"a{(i // namespaces) % apps}"}, networks=[NETWORK]))  # fmt: skip
+                                   labels=labels, networks=[Attachment(network=NETWORK)]))  # fmt: skip
             if (i + 1) % 100 == 0:
                 say(f"  {i + 1} pods ({time.monotonic() - t0:.0f}s)")
         t1 = time.monotonic()
