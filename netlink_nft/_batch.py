@@ -41,7 +41,7 @@ from netlink_nft._const import (
     NLM_F_REQUEST,
 )
 from netlink_nft._elements import AnonymousSet, SetElement
-from netlink_nft._expr import Expr, Lookup
+from netlink_nft._expr import Lookup, encode_expr
 from netlink_nft._model import Chain, Rule, Set, Table
 
 Subject = Table | Chain | Set | Rule
@@ -212,11 +212,8 @@ class Batch:
 
     def add_rule(self, rule: Rule) -> None:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
-        bound = rule
-        if any(isinstance(expr, Lookup) for expr in rule.exprs):
-            exprs = tuple(self._bind(rule, expr) for expr in rule.exprs)
-            bound = Rule(rule.table, rule.chain, exprs, rule.comment, rule.handle)
-        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(bound))
+        exprs = [self._bound(rule, e) if type(e) is Lookup else encode_expr(e) for e in rule.exprs]
+        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(rule, exprs))
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -225,12 +222,11 @@ class Batch:
     def destroy_rule(self, rule: Rule) -> None:
         self._add(NFT_MSG_DESTROYRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
 
-    def _bind(self, rule: Rule, expr: Expr) -> Expr:
-        if not isinstance(expr, Lookup):
-            return expr
-        if isinstance(expr.set, str):
-            return Lookup(expr.set, expr.sreg, expr.dreg, expr.invert, self._set_ids.get((rule.table, expr.set)))
-        anonymous: AnonymousSet = expr.set
+    def _bound(self, rule: Rule, lookup: Lookup) -> bytes:
+        """The lookup's encoding with the transaction id of its set; an anonymous set is created here."""
+        if isinstance(lookup.set, str):
+            return lookup.encode_bound(lookup.set, self._set_ids.get((rule.table, lookup.set)))
+        anonymous: AnonymousSet = lookup.set
         set_id = self._new_set_id()
         spec = _sets.SetSpec(
             rule.table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
@@ -238,7 +234,7 @@ class Batch:
         body = _sets.encode_set(spec, set_id, _sets.declared_size(spec, anonymous.elements))
         self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, rule, spec, set_id, anonymous.elements)
-        return Lookup(_sets.ANONYMOUS_NAME, expr.sreg, expr.dreg, expr.invert, set_id)
+        return lookup.encode_bound(_sets.ANONYMOUS_NAME, set_id)
 
     # --- encoding ------------------------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from netlink_nft import _tlv
 from netlink_nft._const import (
     NFTA_CHAIN_HOOK,
@@ -67,11 +69,12 @@ def _comment_udata(comment: str) -> bytes:
     return bytes((NFTNL_UDATA_RULE_COMMENT, len(text))) + text
 
 
-def encode_rule(rule: Rule) -> bytes:
+def encode_rule(rule: Rule, exprs: Iterable[bytes] | None = None) -> bytes:
+    """NEWRULE body; `exprs` are the encoded expressions if the caller has them (lookups bound to set ids)."""
     out = _tlv.strz(NFTA_RULE_TABLE, rule.table.name) + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)
     if rule.handle is not None:
         out += _tlv.be64(NFTA_RULE_HANDLE, rule.handle)
-    out += _tlv.nest(NFTA_RULE_EXPRESSIONS, *(encode_expr(e) for e in rule.exprs))
+    out += _tlv.nest(NFTA_RULE_EXPRESSIONS, *(exprs if exprs is not None else map(encode_expr, rule.exprs)))
     if rule.comment is not None:
         out += _tlv.attr(NFTA_RULE_USERDATA, _comment_udata(rule.comment))
     return out

@@ -103,6 +103,7 @@ def declared_size(spec: SetSpec, elements: tuple[SetElement, ...]) -> int:
     return len(elements)
 
 
+@functools.lru_cache(maxsize=1024)  # small keys; pods repeat the same few set definitions
 def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
     """Attributes of NEWSET (in libnftnl's order); `size` is the `declared_size` (sent for anonymous sets)."""
     out = [

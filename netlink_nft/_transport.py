@@ -58,7 +58,7 @@ SO_RCVBUFFORCE = 33
 DEFAULT_MAX_BATCH_BYTES = 64 << 20
 _NETLINK_OVERHEAD = 32  # netlink refuses a datagram larger than sk_sndbuf - 32
 _REPLY_ROOM = 1024  # receive buffer per message of a batch, as nft reserves
-_RECV_SIZE = 1 << 18
+_RECV_SIZE = 1 << 16  # the kernel sends at most 32 KiB per dump datagram; acknowledgements are capped (CAP_ACK)
 _NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
 _ERR = struct.Struct("=i")
@@ -221,7 +221,7 @@ class NftSocket:
         first, last = encoded.first_seq, encoded.end_seq
         while True:
             try:
-                n = self._sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+                n = self._receive(socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -229,6 +229,8 @@ class NftSocket:
                     self._discard_queued()  # replies are lost: drop the rest, so later requests are answered
                     raise OutcomeUnknown("netlink receive buffer overflowed; re-read the ruleset") from exc
                 raise OutcomeUnknown(f"reading the kernel's answer failed: {exc}") from exc
+            except NftError as exc:  # a reply that does not fit: the answer cannot be read completely
+                raise OutcomeUnknown(str(exc)) from exc
             for kind, flags, seq, payload in _messages(self._buf, n):
                 if kind != NLMSG_ERROR or not first <= seq <= last:
                     continue  # a reply to an earlier request, or not an acknowledgement
@@ -257,6 +259,13 @@ class NftSocket:
                 "the commit cannot be confirmed"
             )
         raise OutcomeUnknown("the kernel did not acknowledge the commit (BATCH_END)")
+
+    def _receive(self, flags: int) -> int:
+        """One datagram into the buffer; its size. A datagram larger than the buffer would be cut: refuse it."""
+        n = self._sock.recv_into(self._buf, 0, flags | socket.MSG_TRUNC)
+        if n > len(self._buf):
+            raise NftError(f"a netlink reply of {n} bytes does not fit the {len(self._buf)}-byte receive buffer")
+        return n
 
     def _discard_queued(self) -> None:
         """Empty the receive queue (the kernel drops every further reply while it is congested)."""
@@ -307,7 +316,7 @@ class NftSocket:
             if not poller.poll(REQUEST_TIMEOUT * 1000):
                 raise NetlinkIOError(errno_codes.ETIMEDOUT, f"nf_tables request {kind}: no reply")
             try:
-                n = self._sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+                n = self._receive(socket.MSG_DONTWAIT)
             except BlockingIOError:
                 continue
             for msg_kind, msg_flags, msg_seq, payload in _messages(self._buf, n):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from netlink_nft import _tlv
-from netlink_nft._const import NFT_REG_1
+from netlink_nft._const import NFT_REG_1, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_LIST_ELEM
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import InvalidType
 from netlink_nft._expr._base import Expr, register
@@ -33,15 +34,12 @@ class Lookup(Expr):
     def encode(self) -> bytes:
         if not isinstance(self.set, str):
             raise InvalidType("an anonymous set must be bound to a name by the batch before encoding")
-        out = _tlv.be32(_SREG, self.sreg)
-        if self.dreg is not None:
-            out += _tlv.be32(_DREG, self.dreg)
-        out += _tlv.strz(_SET, self.set)
-        if self.set_id is not None:
-            out += _tlv.be32(_SET_ID, self.set_id)
-        if self.invert:
-            out += _tlv.be32(_FLAGS, _F_INV)
-        return out
+        return _attrs(self.set, self.sreg, self.dreg, self.invert, self.set_id)
+
+    def encode_bound(self, set_name: str, set_id: int | None) -> bytes:
+        """The whole list element of this lookup of `set_name` (transaction id `set_id`), without building a
+        bound copy: what the batch sends for every lookup."""
+        return _element(set_name, self.sreg, self.dreg, self.invert, set_id)
 
     @classmethod
     def decode(cls, attrs: dict[int, bytes]) -> Lookup:
@@ -53,3 +51,21 @@ class Lookup(Expr):
             None if dreg is None else _tlv.get_be32(dreg),
             bool(flags and _tlv.get_be32(flags) & _F_INV),
         )
+
+
+def _attrs(set_name: str, sreg: int, dreg: int | None, invert: bool, set_id: int | None) -> bytes:
+    out = _tlv.be32(_SREG, sreg)
+    if dreg is not None:
+        out += _tlv.be32(_DREG, dreg)
+    out += _tlv.strz(_SET, set_name)
+    if set_id is not None:
+        out += _tlv.be32(_SET_ID, set_id)
+    if invert:
+        out += _tlv.be32(_FLAGS, _F_INV)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)  # small keys; the same lookups recur in every pod's batch
+def _element(set_name: str, sreg: int, dreg: int | None, invert: bool, set_id: int | None) -> bytes:
+    data = _attrs(set_name, sreg, dreg, invert, set_id)
+    return _tlv.nest(NFTA_LIST_ELEM, _tlv.strz(NFTA_EXPR_NAME, Lookup.name), _tlv.nest(NFTA_EXPR_DATA, data))
