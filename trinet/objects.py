@@ -35,8 +35,12 @@ __all__ = [
 ]
 
 
-class _Obj(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
-    """Base: camelCase JSON keys, keyword-only construction. Treat instances as immutable."""
+class _Obj(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True, gc=False):
+    """Base: camelCase JSON keys, keyword-only construction. Treat instances as immutable.
+
+    ``gc=False``: API objects are trees (they never reference themselves), so the cyclic GC need not track them;
+    with 10,000 pods held this triples decode-and-keep throughput (benchmarks/bench_kube_sync.py).
+    """
 
 
 class ObjectMeta(_Obj):

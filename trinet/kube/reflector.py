@@ -250,8 +250,8 @@ class Reflector:
                 self._initial = None
         if guard.cancelled_caught:
             raise httpx.ReadTimeout("watch outlived its deadline")
-        if initial and self._need_sync:
-            raise httpx.RemoteProtocolError("WatchList stream ended before the initial-events-end bookmark")
+        if initial and self._need_sync:  # a server that accepts sendInitialEvents but never ends the replay
+            raise _WatchListRefused("the stream ended before the initial-events-end bookmark")
         if events == 0 and time.monotonic() - started < self.options.min_watch_duration:
             raise httpx.RemoteProtocolError("watch ended immediately without any event")
 
