@@ -131,9 +131,10 @@ class Ruleset:
 
     def __post_init__(self) -> None:
         items: tuple[Chain | Set | Rule, ...] = (*self.chains, *self.sets, *self.rules)
+        table = self.table
         for item in items:
-            if item.table != self.table:
-                raise InvalidValue(f"{item} is not in table {self.table}")
+            if item.table is not table and item.table != table:  # identity first: the usual case, and cheap
+                raise InvalidValue(f"{item} is not in table {table}")
         object.__setattr__(self, "chains", tuple(sorted(self.chains, key=lambda c: c.name)))
         object.__setattr__(self, "sets", tuple(sorted(self.sets, key=lambda s: s.name)))
         object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.chain)))
