@@ -67,6 +67,7 @@ class ResourceStore(Generic[T]):
         self._items: dict[str, T] = {}
         self._indexers = dict(indexers or {})
         self._indexes: dict[str, dict[str, dict[str, T]]] = {name: {} for name in self._indexers}
+        self._index_values: dict[str, tuple[tuple[str, ...], ...]] = {}
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class ResourceStore(Generic[T]):
         old = self._items.get(key)
         if old is not None and _same_version(old, obj):
             return None
-        self._unindex(key, old)
+        self._unindex(key)
         self._items[key] = obj
         self._index(key, obj)
         return Change(self.resource, key, old, obj)
@@ -114,7 +115,7 @@ class ResourceStore(Generic[T]):
         old = self._items.pop(key, None)
         if old is None:
             return None
-        self._unindex(key, old)
+        self._unindex(key)
         return Change(self.resource, key, old, None)
 
     def replace(self, objects: Iterable[T]) -> list[Change[T]]:
@@ -127,17 +128,18 @@ class ResourceStore(Generic[T]):
         return changes
 
     def _index(self, key: str, obj: T) -> None:
-        for name, indexer in self._indexers.items():
-            index = self._indexes[name]
-            for value in indexer(obj):
+        values = tuple(tuple(indexer(obj)) for indexer in self._indexers.values())
+        self._index_values[key] = values  # kept, so that un-indexing does not recompute (e.g. re-parse JSON)
+        for index, keys in zip(self._indexes.values(), values, strict=True):
+            for value in keys:
                 index.setdefault(value, {})[key] = obj
 
-    def _unindex(self, key: str, obj: T | None) -> None:
-        if obj is None:
+    def _unindex(self, key: str) -> None:
+        values = self._index_values.pop(key, None)
+        if values is None:
             return
-        for name, indexer in self._indexers.items():
-            index = self._indexes[name]
-            for value in indexer(obj):
+        for index, keys in zip(self._indexes.values(), values, strict=True):
+            for value in keys:
                 bucket = index.get(value)
                 if bucket is not None:
                     bucket.pop(key, None)
@@ -178,7 +180,8 @@ def pod_ips(pod: Pod) -> set[str]:
     if raw:
         try:
             for entry in _network_status_decoder.decode(raw):
-                ips.update(ip for ip in entry.ips or () if isinstance(ip, str))
+                if entry.ips:
+                    ips.update(entry.ips)
         except msgspec.DecodeError:
             pass  # malformed annotations are reported by trinet.policy, which reads them for real
     return ips
