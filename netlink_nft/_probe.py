@@ -134,7 +134,7 @@ def _transient(ruleset: Ruleset) -> Batch:
 def probe_kernel(netns: str | None = None) -> KernelFeatures:
     """Probe the kernel's nf_tables features with throwaway transactions, in a new empty network namespace (or in
     the namespace at path `netns`; nothing is left there either). A few milliseconds; run it once at start-up."""
-    with NftSocket(socket_in_new_netns(_new_socket)) if netns is None else NftSocket.open(netns) as nft:
+    with _probe_socket(netns) as nft:
         nft.end_ack = None  # observe it here, whatever the process learnt before
         errors: dict[str, int] = {}
         for name, build in _FEATURES.items():
@@ -154,6 +154,17 @@ def probe_kernel(netns: str | None = None) -> KernelFeatures:
             errors=errors,
             **{name: name not in errors for name in _FEATURES},
         )
+
+
+def _probe_socket(netns: str | None) -> NftSocket:
+    if netns is not None:
+        return NftSocket.open(netns)
+    sock = socket_in_new_netns(_new_socket)
+    try:
+        return NftSocket(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def require_supported_kernel(netns: str | None = None) -> KernelFeatures:
