@@ -121,6 +121,7 @@ class Daemon:
                 await nursery.start(serve_health, settings.health_address, self.health)
             await nursery.start(run_observability, self, api)  # /metrics, then Events once synced
             nursery.start_soon(self.queue.run_timers)
+            nursery.start_soon(self.worker.closer.run)
             nursery.start_soon(self.consume_changes, receive)
             event(log, logging.INFO, "starting", node=settings.node_name, table=settings.table_name,
                   workers=settings.workers, resync_s=settings.resync_period,
