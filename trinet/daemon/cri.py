@@ -142,6 +142,13 @@ class CriResolver:
         with self._lock:
             self._cache.pop(uid, None)
 
+    def cached(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns | None:
+        with self._lock:
+            found = self._cache.get(uid)
+        if found is not None and found.interfaces.issuperset(interfaces) and _ident(found.path) == found.ident:
+            return found
+        return None
+
     def _call(self, method: str, request: bytes) -> Fields:
         call = self._calls.get(method)
         if call is None:

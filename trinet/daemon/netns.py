@@ -112,6 +112,9 @@ class NetnsResolver(Protocol):
 
     def resolve(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns: ...
 
+    def cached(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns | None:
+        """The known namespace if it is still the same (one ``stat``) and holds ``interfaces``: no blocking I/O."""
+
     def forget(self, uid: str) -> None: ...
 
 
@@ -159,6 +162,13 @@ class ProcfsResolver:
     def forget(self, uid: str) -> None:
         with self._lock:
             self._cache.pop(uid.lower(), None)
+
+    def cached(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns | None:
+        with self._lock:
+            found = self._cache.get(uid.lower())
+        if found is not None and found.interfaces.issuperset(interfaces) and _ident(found.path) == found.ident:
+            return found
+        return None
 
     def _remember(self, uid: str, found: PodNetns) -> PodNetns:
         with self._lock:

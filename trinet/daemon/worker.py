@@ -311,6 +311,9 @@ class PodWorker:
 
     async def _resolve(self, key: str, uid: str, desired: PodRuleset) -> PodNetns:
         interfaces = dispatched_interfaces(desired) if desired.enforces else set()
+        known = self.resolver.cached(uid, interfaces)
+        if known is not None:  # the usual case: one stat, no thread
+            return known
         try:
             return await trio.to_thread.run_sync(self.resolver.resolve, uid, interfaces)
         except NetnsError as exc:
