@@ -68,7 +68,6 @@ class Daemon:
         )
         self.health = Health(self.workers_alive)
         self.busy: dict[int, tuple[float, str]] = {}
-        self.workers_started = 0
         self._reported_policies: dict[str, str] = {}
 
     def workers_alive(self) -> bool:
@@ -136,7 +135,6 @@ class Daemon:
             self.worker.start_initial_sync(initial)
             for index in range(settings.workers):
                 nursery.start_soon(self.worker_task, index)
-                self.workers_started += 1
             nursery.start_soon(resync_forever, self.worker, settings.resync_period)
             await self.worker.initial_done.wait()
             self.health.synced = True  # the store is complete, every local pod was visited, the workers run

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import trio
 
 import netlink_nft as nl
 from trinet.daemon.logs import event
-from trinet.daemon.netns import NetnsError, NetnsResolver, PodNetns
+from trinet.daemon.netns import NetnsError, NetnsResolver, PodNetns, own_netns
 from trinet.daemon.observer import Observer, TransactionKind
 from trinet.daemon.queue import Backoff, DirtyQueue
 from trinet.kube import ClusterStore
@@ -175,7 +174,7 @@ class PodWorker:
         self.initial: set[str] = set()  # pods to visit once before the daemon is ready
         self.initial_done = trio.Event()
         self.table = nl.Table(nl.Family.INET, options.table)
-        self._own_netns = _own_netns()
+        self._own_netns = own_netns()
 
     # -- what the daemon calls --------------------------------------------------------------------------------
 
@@ -395,11 +394,3 @@ class PodWorker:
         self.observer.policed_pods(self.policed_count())
         event(log, logging.INFO, "transaction", pod=key, kind=kind, messages=len(batch), ops=_summary(batch),
               generation=after.generation if after else None, apply_ms=round(elapsed * 1000, 2))  # fmt: skip
-
-
-def _own_netns() -> tuple[int, int] | None:
-    try:
-        st = os.stat("/proc/self/ns/net")
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
