@@ -11,6 +11,7 @@ daemons, by reading every affected pod's table over netlink (`netlink_nft.dump_t
 
 from __future__ import annotations
 
+import errno
 import os
 import statistics
 import time
@@ -22,7 +23,7 @@ from typing import Any
 from e2e.harness import names
 from e2e.harness.cluster import Cluster
 from e2e.harness.scenario import Attachment, Network, Pod
-from netlink_nft import Family, NftSocket, Table, dump_table
+from netlink_nft import Family, NftSocket, RequestError, Table, dump_table
 
 NETWORK = "default/lan"
 _TABLE = Table(Family.INET, names.POD_TABLE)
@@ -43,8 +44,19 @@ def _usage(pid: int) -> Usage:
 
 
 def _comments(netns: str) -> set[str]:
+    """Names of the policies whose rules the pod's table holds."""
     with NftSocket.open(f"/run/netns/{netns}") as nft:
-        ruleset = dump_table(nft, _TABLE)
+        for _attempt in range(20):
+            try:
+                ruleset = dump_table(nft, _TABLE)
+                break
+            except RequestError as exc:
+                # dump_table retries a read torn by a concurrent commit, but not one in which a set listed a
+                # moment before is gone (a full swap renames the sets): read again
+                if exc.errno != errno.ENOENT:
+                    raise
+        else:
+            raise RuntimeError(f"{netns}: the table kept changing under 20 reads")
     if ruleset is None:
         return set()
     return {r.comment.split(" ", 1)[0] for r in ruleset.rules if r.comment}

@@ -160,21 +160,50 @@ def test_catalogue_files_are_valid() -> None:
         scenario.load(path)
 
 
-def test_sweep_removes_what_a_killed_run_left(bin_dir: Path, tmp_path: Path) -> None:
-    del bin_dir  # built; the child finds it in the cache
+def _slow_scenario(tmp_path: Path) -> Path:
     slow = tmp_path / "slow.yaml"
     slow.write_text(
         "name: slow\nnamespaces: [{name: demo}]\nnetworks: [{name: lan}]\n"
         "pods: [{name: a, namespace: demo, networks: [default/lan]},\n"
         "       {name: b, namespace: demo, node: node-2, networks: [default/lan]}]\n"
-        "steps: [{expect: {ports: [tcp/1], matrix: ['a -> b deny'], timeout: 120}}]\n"
+        "steps: [{expect: {ports: [tcp/1], matrix: ['a -> b deny'], timeout: 120, oracle: false}}]\n"
     )
-    child = subprocess.Popen([sys.executable, "-m", "e2e", "run", "--no-daemon", str(slow)], cwd=REPO,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return slow
+
+
+def _start_slow_run(tmp_path: Path) -> subprocess.Popen[str]:
+    """A run that sits in its first (never holding) expectation until it is stopped."""
+    child = subprocess.Popen([sys.executable, "-m", "e2e", "run", "--no-daemon", str(_slow_scenario(tmp_path))],
+                             cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert child.stdout is not None
     for line in child.stdout:
         if line.startswith("step 1"):
             break
+    return child
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_removes_everything_itself(bin_dir: Path, tmp_path: Path, signum: int) -> None:
+    del bin_dir
+    child = _start_slow_run(tmp_path)
+    run_prefix = f"{names.PREFIX}-{child.pid}-"
+    (state,) = names.STATE_DIR.glob(f"{run_prefix}*")
+    workdir = (state / "controlplane-workdir").read_text().strip()
+    child.send_signal(signum)
+    assert child.wait(timeout=60) != 0
+    assert child.stdout is not None
+    child.stdout.close()
+    assert run_prefix not in _netns_list()
+    assert not list(names.STATE_DIR.glob(f"{run_prefix}*"))
+    assert not [s for s in sweep.run_scopes() if s.name.startswith(run_prefix)]
+    assert not sweep._pids_with_arg(workdir)
+    assert not Path(workdir).exists()
+
+
+def test_sweep_removes_what_a_killed_run_left(bin_dir: Path, tmp_path: Path) -> None:
+    del bin_dir  # built; the child finds it in the cache
+    child = _start_slow_run(tmp_path)
+    assert child.stdout is not None
     run_prefix = f"{names.PREFIX}-{child.pid}-"
     assert run_prefix in _netns_list()
     (state,) = names.STATE_DIR.glob(f"{run_prefix}*")
