@@ -88,7 +88,21 @@ def _run(settings: Settings) -> int:
     except KernelTooOld as exc:
         print(f"trinet: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except BaseExceptionGroup as group:  # e.g. a bind address in use: say so in one line, no traceback
+        leaves = _leaves(group)
+        if not all(isinstance(e, OSError) for e in leaves):
+            raise
+        for leaf in leaves:
+            print(f"trinet: cannot run: {leaf}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def _cleanup(settings: Settings) -> int:

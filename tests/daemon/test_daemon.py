@@ -271,3 +271,19 @@ def test_a_recreated_sandbox_is_enforced_again(cluster: Node, daemon: Daemon) ->
     assert tcp_connects(client_fresh.netns, fresh.netns, _ip(fresh.address), 80, timeout=2)
     assert not tcp_connects(client_fresh.netns, fresh.netns, _ip(fresh.address), 81)
     assert client.process.poll() is not None  # the old client sandbox is gone
+
+
+def test_a_health_address_in_use_is_one_clear_error(control_plane: Credentials, tmp_path: Path) -> None:
+    require_root_and_nftables()
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        d = Daemon(control_plane, tmp_path, "some-node")
+        d.argv[d.argv.index("--health-probe-bind-address") + 1] = f"127.0.0.1:{port}"
+        proc = subprocess.run(d.argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert "trinet: cannot run: [Errno 98] Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
