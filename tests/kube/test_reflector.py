@@ -125,3 +125,31 @@ async def test_watch_cluster_syncs_all_four_resources(admin: httpx.AsyncClient, 
         assert change.resource == "nads" and change.key == f"{ns}/macvlan1" and change.old is None
         assert store.nads.get(f"{ns}/macvlan1").spec.config.startswith('{"cniVersion"')  # type: ignore[union-attr]
         nursery.cancel_scope.cancel()
+
+
+async def test_indexes_follow_status_ips_and_namespace_labels(admin: httpx.AsyncClient, api: ApiClient) -> None:
+    ns = await create_namespace(admin, labels={"env": "a"})
+    await create_pod(admin, ns, pod_body("p", node="node-z"))
+    store = ClusterStore()
+    send, _unread = trio.open_memory_channel[Change[Any]](float("inf"))  # kept open, never read
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(30):
+            await nursery.start(watch_cluster, api, store, send)
+
+        async def set_ip(ip: str) -> None:
+            status = {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
+            await patch(admin, f"/api/v1/namespaces/{ns}/pods/p/status", status)
+            with trio.fail_after(20):
+                while [q.metadata.name for q in store.pods.by_ip(ip)] != ["p"]:
+                    await trio.sleep(0.02)
+
+        await set_ip("10.9.9.9")
+        await set_ip("10.9.9.10")
+        assert list(store.pods.by_ip("10.9.9.9")) == []  # the old address left the index
+        assert [q.metadata.name for q in store.pods.by_node("node-z")] == ["p"]
+        await patch(admin, f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {"env": "b"}}})
+        with trio.fail_after(20):
+            while ns not in {n.metadata.name for n in store.namespaces.by_label("env", "b")}:
+                await trio.sleep(0.02)
+        assert ns not in {n.metadata.name for n in store.namespaces.by_label("env", "a")}
+        nursery.cancel_scope.cancel()
