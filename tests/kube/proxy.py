@@ -33,6 +33,11 @@ class FaultProxy:
     _live: list[_Conn] = field(default_factory=list)
 
     @property
+    def live(self) -> int:
+        """Connections open right now."""
+        return len(self._live)
+
+    @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 

@@ -31,7 +31,7 @@ from tests.kube.helpers import (
     wait_for,
 )
 from tests.kube.proxy import fault_proxy
-from trinet.kube import PODS, ApiClient, Change, ClusterStore, KubeConfig, Reflector, ReflectorOptions
+from trinet.kube import PODS, ApiClient, Change, ClusterStore, KubeConfig, Reflector, ReflectorOptions, watch_cluster
 
 QUICK = ReflectorOptions(
     page_size=50,
@@ -311,3 +311,19 @@ async def test_rotated_token_is_picked_up_and_revoked_token_backs_off(
             assert "API server refused our credentials" in caplog.text
             assert "HTTP 401" in caplog.text
             assert h.store.health()["pods"].seconds_since_last_event >= 3
+
+
+async def test_cancelling_watch_cluster_closes_every_stream(control_plane: Credentials) -> None:
+    async with fault_proxy(control_plane.url) as proxy:
+        api = ApiClient(config_for(control_plane, proxy.url))
+        store = ClusterStore()
+        send, _unread = trio.open_memory_channel[Change[Any]](float("inf"))  # kept open, never read
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(30):
+                    await nursery.start(watch_cluster, api, store, send)
+                await wait_for(lambda: proxy.live >= 4, what="four watch streams")
+                scope.cancel()
+        # default options sync by WatchList: every connection was a stream, so none may stay open
+        await wait_for(lambda: proxy.live == 0, timeout=5, what="every stream closed by the cancellation")
+        await api.aclose()
