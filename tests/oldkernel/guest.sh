@@ -21,12 +21,13 @@ fi
 
 # Everything pytest, Python and Hypothesis write goes to a tmpfs: the checkout is read-only in here.
 scratch=$(mktemp -d /run/oldkernel.XXXXXX)
-export TMPDIR="$scratch" HOME="$scratch" CI="$ci" PYTHONDONTWRITEBYTECODE=1
+export TMPDIR="$scratch" HOME="$scratch" CI="$ci" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 export HYPOTHESIS_STORAGE_DIRECTORY="$scratch/hypothesis"
 
 # The log lets the host quote pytest's summary line; sh has no PIPESTATUS, so the status goes through a file.
+# A test still running after 300 s dumps every thread's stack (a hang shows where it waits).
 {
-  timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
+  timeout -k 10 "$limit" .venv/bin/pytest -p no:cacheprovider -o faulthandler_timeout=300 --durations=15 "$@"
   echo $? >"$out/status"
 } 2>&1 | tee "$out/pytest.log"
 rc=$(cat "$out/status")
