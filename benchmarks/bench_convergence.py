@@ -263,6 +263,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU measurement")
     parser.add_argument("--store-pods", type=int, default=10_000)
+    parser.add_argument("--workers", default="4", help="the daemon's --workers")
     parser.add_argument("--only", default="policy,peer,new-pod,namespace,restart,idle,rss",
                         help="comma list of scenarios to run")  # fmt: skip
     args = parser.parse_args()
@@ -282,7 +283,7 @@ def main() -> int:
             print(f"creating {PODS} pod namespaces ...", file=sys.stderr)
             pods = [cluster.pod(f"pod-{i}", {"app": "web"}) for i in range(PODS)]
             daemon = Daemon(creds, Path(tmp), cluster.name)
-            daemon.argv[daemon.argv.index("--workers") + 1] = "4"
+            daemon.argv[daemon.argv.index("--workers") + 1] = args.workers
             daemon.argv[daemon.argv.index("--log-level") + 1] = "info"
             daemon.start().wait_ready(timeout=120)
             obs = Observer(pods)

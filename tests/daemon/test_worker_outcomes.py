@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import trio
 
 import netlink_nft as nl
 from tests.conftest import require_root_and_nftables
@@ -56,24 +57,23 @@ class Recorder(NullObserver):
         self.adoptions.append(unchanged)
 
 
-class FlakySocket(nl.TrioNftSocket):
+class FlakySocket(nl.NftSocket):
     """Raises OutcomeUnknown once: after really applying the batch (``commit``) or without sending it."""
 
     armed = True
     commit = True
 
-    async def apply(self, batch: nl.Batch, *, genid: int | None = None) -> None:
+    def apply(self, batch: nl.Batch, *, genid: int | None = None) -> None:
         if FlakySocket.armed:
             FlakySocket.armed = False
             if FlakySocket.commit:
-                await super().apply(batch, genid=genid)
+                super().apply(batch, genid=genid)
             raise nl.OutcomeUnknown("forced by the test")
-        await super().apply(batch, genid=genid)
+        super().apply(batch, genid=genid)
 
 
 async def open_flaky(path: str) -> nl.TrioNftSocket:
-    plain = await nl.TrioNftSocket.open(path)
-    return FlakySocket(plain.sync)
+    return nl.TrioNftSocket(await trio.to_thread.run_sync(FlakySocket.open, path))
 
 
 @pytest.fixture
