@@ -1,4 +1,4 @@
-"""`python -m e2e run FILE... | demo | sweep`: the end-to-end harness from the command line."""
+"""`python -m e2e run FILE... | demo | churn | scale | sweep`: the end-to-end harness from the command line."""
 
 from __future__ import annotations
 
