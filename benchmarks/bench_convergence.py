@@ -205,7 +205,7 @@ def bench_restart(cluster: Node, daemon: Daemon, obs: Observer, runs: int) -> tu
 def baseline_nft(cluster: Node, text: str, count: int) -> float:
     """``nft -f`` per pod, serially, into ``count`` scratch namespaces: the Go peer's way, minus its extra forks."""
     with contextlib.ExitStack() as stack:
-        namespaces = [stack.enter_context(throwaway_netns("trinet-bench")) for _ in range(count)]
+        namespaces = [stack.enter_context(throwaway_netns("trinet-test-bench")) for _ in range(count)]
         t0 = time.monotonic()
         for ns in namespaces:
             subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True)

@@ -82,7 +82,7 @@ class FakePodNetwork:
 
 def make_sandbox(stack: contextlib.ExitStack, fabric: str, uid: str, driver: str = "systemd") -> FakePodNetwork:
     """A pod sandbox on the bridge of ``fabric``: netns, veth ``net1``, a process in the pod UID's cgroup."""
-    netns = stack.enter_context(throwaway_netns("trinet-dpod"))
+    netns = stack.enter_context(throwaway_netns("trinet-test-dpod"))
     n = next(_counter)
     address = f"10.77.{n // 250}.{n % 250 + 2}/16"
     host_end = f"tdh{os.getpid() % 10000}x{n}"
@@ -216,7 +216,7 @@ class Node:
 @contextlib.contextmanager
 def node(admin: httpx.Client, namespace: str) -> Iterator[Node]:
     with contextlib.ExitStack() as stack:
-        fabric = stack.enter_context(throwaway_netns("trinet-dfab"))
+        fabric = stack.enter_context(throwaway_netns("trinet-test-dfab"))
         ip("link", "add", "br0", "type", "bridge", netns=fabric)
         ip("link", "set", "br0", "up", netns=fabric)
         yield Node(admin, namespace, unique_name("node"), fabric, stack)

@@ -24,7 +24,7 @@ def stack() -> Iterator[contextlib.ExitStack]:
 
 @pytest.mark.parametrize("driver", ["systemd", "cgroupfs"])
 def test_finds_the_namespace_and_checks_interfaces(stack: contextlib.ExitStack, driver: str) -> None:
-    fabric = stack.enter_context(throwaway_netns("trinet-dfab"))
+    fabric = stack.enter_context(throwaway_netns("trinet-test-dfab"))
     ip("link", "add", "br0", "type", "bridge", netns=fabric)
     uid = str(uuid.uuid4())
     sandbox = make_sandbox(stack, fabric, uid, driver)

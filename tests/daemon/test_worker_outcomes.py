@@ -80,7 +80,7 @@ async def open_flaky(path: str) -> nl.TrioNftSocket:
 def sandbox() -> Iterator[tuple[FakePodNetwork, str]]:
     require_root_and_nftables()
     with contextlib.ExitStack() as stack:
-        fabric = stack.enter_context(throwaway_netns("trinet-dfab"))
+        fabric = stack.enter_context(throwaway_netns("trinet-test-dfab"))
         ip("link", "add", "br0", "type", "bridge", netns=fabric)
         uid = str(uuid.uuid4())
         yield make_sandbox(stack, fabric, uid), uid
