@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import pytest
@@ -17,6 +18,7 @@ from netlink_nft import (
     Batch,
     Family,
     InvalidValue,
+    Match,
     NamespaceNotFound,
     NetlinkIOError,
     NftError,
@@ -57,7 +59,12 @@ def test_os_failures_are_nft_errors_and_still_os_errors(netns: str) -> None:
 
 
 def test_bad_model_values_are_nft_errors_and_still_value_errors() -> None:
-    for build in (lambda: saddr("10.0.0.300/8"), lambda: saddr("10.0.0.0/33"), lambda: dport("tcp", 70_000)):
+    builds: list[Callable[[], Match]] = [
+        lambda: saddr("10.0.0.300/8"),
+        lambda: saddr("10.0.0.0/33"),
+        lambda: dport("tcp", 70_000),
+    ]
+    for build in builds:
         with pytest.raises(InvalidValue) as caught:
             rule(T, "input", build(), ACCEPT)
         assert isinstance(caught.value, NftError) and isinstance(caught.value, ValueError)
