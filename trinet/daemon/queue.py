@@ -20,7 +20,7 @@ __all__ = ["Backoff", "DirtyQueue"]
 class Backoff:
     """Per-key exponential backoff: ``base * 2**failures``, capped at ``cap`` seconds."""
 
-    def __init__(self, base: float = 0.05, cap: float = 30.0) -> None:
+    def __init__(self, base: float = 0.05, cap: float = 5.0) -> None:
         self.base = base
         self.cap = cap
         self._failures: dict[str, int] = {}
