@@ -54,7 +54,8 @@ def dump_table(
     """The table's chains, sets (with elements) and rules, or None if the table does not exist.
 
     Consistent: read again (up to `attempts` times in all; `on_retry` is told why each time) while a concurrent
-    change interrupts the read; `DumpInterrupted` if none of the attempts was consistent.
+    change interrupts the read (a table deleted mid-read is read again, and then reported as None);
+    `DumpInterrupted` if none of the attempts was consistent.
     """
     for _ in range(attempts):
         before = nft.genid()
@@ -62,6 +63,10 @@ def dump_table(
             result = _read_table(nft, table)
         except _Torn:
             reason = "a dump reply was flagged NLM_F_DUMP_INTR"
+        except OSError as exc:  # the table itself answered, so ENOENT means it (or a set) vanished mid-read
+            if exc.errno != errno_codes.ENOENT:
+                raise
+            reason = f"an object vanished during the read ({exc})"
         else:
             after = nft.genid()
             if after == before:

@@ -12,6 +12,7 @@ from netlink_nft import (
     DROP,
     IP_SADDR,
     IPV4_ADDR,
+    Batch,
     Chain,
     DumpInterrupted,
     Family,
@@ -132,6 +133,44 @@ def test_concurrent_writer_never_yields_a_torn_dump(netns: str, nft_sock: NftSoc
         thread.join()
     assert writes > 0 and dumps >= 5, (writes, dumps, exhausted)
     assert any("DUMP_INTR" in r for r in reasons), f"no interrupted dump seen in {len(reasons)} retries: {reasons[:3]}"
+
+
+def test_table_deleted_mid_read_is_read_again_never_an_error(netns: str, nft_sock: NftSocket) -> None:
+    """A table removed between the table request and the set/rule dumps is read again (then absent: None)."""
+    present = state(0)
+    stop = threading.Event()
+    writes = 0
+
+    def writer() -> None:
+        nonlocal writes
+        with NftSocket.open(netns_path(netns)) as other:
+            while not stop.is_set():
+                batch = replace_contents(present) if writes % 2 == 0 else Batch()
+                if writes % 2:
+                    batch.add_table(T)
+                    batch.delete_table(T)
+                other.apply(batch)
+                writes += 1
+                stop.wait(0.01)
+
+    reasons: list[str] = []
+    seen: set[bool] = set()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (any("vanished" in r for r in reasons) and len(seen) == 2):
+            try:
+                got = dump_table(nft_sock, T, on_retry=reasons.append)
+            except DumpInterrupted:
+                continue
+            assert got is None or got == present, "a torn dump was returned"
+            seen.add(got is None)
+    finally:
+        stop.set()
+        thread.join()
+    assert seen == {True, False}, (writes, seen)
+    assert any("vanished" in r for r in reasons), f"no mid-read deletion seen in {len(reasons)} retries"
 
 
 def test_retries_are_bounded(netns: str, nft_sock: NftSocket) -> None:
