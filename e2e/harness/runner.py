@@ -60,6 +60,8 @@ class Runner:
         self.say = say
         self.result = Result(scenario.name)
         self._changed_at = time.monotonic()
+        self._measured = False
+        """Whether an expectation already timed the last change (only the first one after a change does)."""
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Runner:
         handler(getattr(step, action))
         if action not in ("expect", "tables"):
             self._changed_at = time.monotonic()
+            self._measured = False
 
     def _apply(self, objects: list[dict[str, Any]]) -> None:
         for obj in objects:
@@ -154,14 +157,14 @@ class Runner:
         cells = expected_cells(cl, expect, network)
         if not cells:
             raise StepFailed(f"the matrix covers no cell on {network} (no pods with addresses there?)")
-        if (
-            self.check_oracle and expect.oracle
-        ):  # a matrix the oracle disputes is a wrong scenario, whatever the daemon does
+        # a matrix the oracle disputes is a wrong scenario, whatever the daemon does
+        if self.check_oracle and expect.oracle:
             self._judge(cells, network)
         if self.oracle:
             return
         deadline = time.monotonic() + expect.timeout
         confirmed = 0
+        recorded = False
         while True:
             self._check_daemons()
             if expect.flush_neighbours:
@@ -171,9 +174,10 @@ class Runner:
             self.result.probes += len(cells)
             wrong = mismatches(cells, observed)
             if not wrong:
-                if confirmed == 0:
+                if confirmed == 0 and not self._measured:
                     # every probe sent its first packet at round_start: a flow blocked then was blocked by then
                     self.result.convergence.append(round_start - self._changed_at)
+                    self._measured = recorded = True
                 confirmed += 1
                 if confirmed == 2:  # the matrix held in two consecutive rounds
                     self.result.expects += 1
@@ -181,8 +185,9 @@ class Runner:
                     self.say(f"  {len(cells)} cells hold ({n_allow} allowed, {len(cells) - n_allow} blocked)")
                     return
                 continue
-            if confirmed:
+            if recorded:  # it held once, then not: that round did not time the change
                 self.result.convergence.pop()
+                self._measured = recorded = False
             confirmed = 0
             if time.monotonic() < deadline:
                 time.sleep(POLL_INTERVAL)
