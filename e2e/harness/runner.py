@@ -272,8 +272,8 @@ def run(
                 for index, step in enumerate(scenario.steps, start=1):
                     runner.run_step(index, step)
                 result.passed = True
-            except BaseException:
-                cluster.keep_logs = True
+            except Exception:
+                cluster.keep_logs = True  # a failure: its logs stay (an interrupt removes them with the rest)
                 result.error = "".join(
                     f"\n--- daemon {d.node} log tail ---\n{d.log_tail()}" for d in cluster.daemons.values()
                 )

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def sweep() -> list[str]:
                 shutil.rmtree(workdir, ignore_errors=True)
             shutil.rmtree(state, ignore_errors=True)
             log.append(f"removed {state}")
+            for logs in Path(tempfile.gettempdir()).glob(f"{state.name}-logs-*"):  # a run that never ended
+                shutil.rmtree(logs, ignore_errors=True)
+                log.append(f"removed {logs}")
     return log
 
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,7 @@ def test_interrupted_run_removes_everything_itself(bin_dir: Path, tmp_path: Path
     assert not [s for s in sweep.run_scopes() if s.name.startswith(run_prefix)]
     assert not sweep._pids_with_arg(workdir)
     assert not Path(workdir).exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"{run_prefix}*-logs-*"))
 
 
 def test_sweep_removes_what_a_killed_run_left(bin_dir: Path, tmp_path: Path) -> None:
@@ -222,6 +224,7 @@ def test_sweep_removes_what_a_killed_run_left(bin_dir: Path, tmp_path: Path) -> 
         time.sleep(0.1)
     assert not sweep._pids_with_arg(workdir)
     assert not Path(workdir).exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"{run_prefix}*-logs-*"))
 
 
 def _netns_list() -> str:
