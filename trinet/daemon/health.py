@@ -8,18 +8,14 @@
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections.abc import Callable
 
-import h11
 import trio
 
-from trinet.daemon.logs import event
+from trinet.daemon.http import serve_http
 
 __all__ = ["Health", "serve_health"]
-
-log = logging.getLogger("trinet.health")
-_MAX_REQUEST = 16 * 1024
 
 
 class Health:
@@ -39,47 +35,13 @@ class Health:
         return None
 
 
-async def _handle(stream: trio.SocketStream, health: Health) -> None:
-    conn = h11.Connection(h11.SERVER)
-    with trio.move_on_after(10):
-        while True:
-            ev = conn.next_event()
-            if ev is h11.NEED_DATA:
-                data = await stream.receive_some(4096)
-                if len(data) > _MAX_REQUEST:
-                    return
-                conn.receive_data(data)
-                if not data:
-                    return
-                continue
-            if isinstance(ev, h11.Request):
-                path = ev.target.decode("ascii", "replace").split("?", 1)[0]
-                status, body = health.check(path) or (404, "not found\n")
-                payload = body.encode() if ev.method != b"HEAD" else b""
-                headers = [("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body))),
-                           ("connection", "close")]  # fmt: skip
-                await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
-                await stream.send_all(conn.send(h11.Data(data=payload)) or b"")
-                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-            return
+def _answer(health: Health, method: bytes, path: str) -> tuple[int, str, bytes]:
+    status, body = health.check(path) or (404, "not found\n")
+    return status, "text/plain; charset=utf-8", body.encode()
 
 
 async def serve_health(
     address: tuple[str, int], health: Health, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve until cancelled; ``task_status.started(port)`` once listening."""
-    host, port = address
-    listeners = await trio.open_tcp_listeners(port, host=host or None)
-    bound = listeners[0].socket.getsockname()[1]
-    event(log, logging.INFO, "health-listening", address=f"{host}:{bound}")
-    task_status.started(bound)
-
-    async def handler(stream: trio.SocketStream) -> None:
-        try:
-            await _handle(stream, health)
-        except (h11.ProtocolError, trio.BrokenResourceError, OSError):
-            pass
-        finally:
-            await stream.aclose()
-
-    await trio.serve_listeners(handler, listeners)  # type: ignore[arg-type]
+    await serve_http(address, functools.partial(_answer, health), name="health", task_status=task_status)
