@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from netlink_nft import _objects, _sets, _tlv
+from netlink_nft import _objects, _plans, _sets, _tlv
 from netlink_nft._const import (
     NFNL_BATCH_GENID,
     NFNL_MSG_BATCH_BEGIN,
@@ -32,6 +32,9 @@ from netlink_nft._const import (
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
     NFT_MSG_NEWTABLE,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_SET_ELEM_LIST_SET_ID,
+    NFTA_SET_ID,
     NFTA_SET_NAME,
     NFTA_SET_TABLE,
     NLM_F_ACK,
@@ -40,8 +43,8 @@ from netlink_nft._const import (
     NLM_F_EXCL,
     NLM_F_REQUEST,
 )
-from netlink_nft._elements import AnonymousSet, SetElement
-from netlink_nft._expr import Lookup, encode_expr
+from netlink_nft._elements import SetElement
+from netlink_nft._expr import Lookup
 from netlink_nft._model import Chain, Rule, Set, Table
 
 Subject = Table | Chain | Set | Rule
@@ -165,13 +168,11 @@ class Batch:
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         set_id = self._new_set_id()
         self._set_ids[(set_.table, set_.name)] = set_id
-        spec = _spec(set_)
-        self._add(
-            NFT_MSG_NEWSET, _CREATE, set_, _sets.encode_set(spec, set_id, _sets.declared_size(spec, set_.elements))
-        )
+        plan = _plans.set_plan(set_)
+        self._add(NFT_MSG_NEWSET, _CREATE, set_, plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail)
         if flush:
-            self.flush_set(set_)
-        self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, spec, set_id, set_.elements)
+            self._add(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, plan.ref, "flush")
+        self._planned_elements(set_, plan, set_id)
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -208,12 +209,22 @@ class Batch:
         for body in _sets.encode_element_lists(spec, set_id, elements):
             self._add(kind, flags, subject, body, f"elements of {spec.name}")
 
+    def _planned_elements(self, subject: Set | Rule, plan: _plans.SetPlan, set_id: int) -> None:
+        """NEWSETELEM messages with all the elements of a planned set, created in this batch as `set_id`."""
+        head = plan.elements_head + _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+        for nest in plan.element_nests:
+            self._add(NFT_MSG_NEWSETELEM, _CREATE, subject, head + nest, plan.detail)
+
     # --- rules ---------------------------------------------------------------------------------------------------
 
     def add_rule(self, rule: Rule) -> None:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
-        exprs = [self._bound(rule, e) if type(e) is Lookup else encode_expr(e) for e in rule.exprs]
-        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, _objects.encode_rule(rule, exprs))
+        plan = _plans.rule_plan(rule)
+        body = plan.body
+        if body is None:
+            exprs = [e if type(e) is bytes else self._bound(rule, e) for e in plan.exprs]  # type: ignore[arg-type]
+            body = plan.head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + plan.tail
+        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, body)
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -222,19 +233,18 @@ class Batch:
     def destroy_rule(self, rule: Rule) -> None:
         self._add(NFT_MSG_DESTROYRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
 
-    def _bound(self, rule: Rule, lookup: Lookup) -> bytes:
+    def _bound(self, rule: Rule, lookup: Lookup | _plans.AnonymousLookup) -> bytes:
         """The lookup's encoding with the transaction id of its set; an anonymous set is created here."""
-        if isinstance(lookup.set, str):
+        if type(lookup) is Lookup:
+            assert isinstance(lookup.set, str)
             return lookup.encode_bound(lookup.set, self._set_ids.get((rule.table, lookup.set)))
-        anonymous: AnonymousSet = lookup.set
+        assert isinstance(lookup, _plans.AnonymousLookup)
         set_id = self._new_set_id()
-        spec = _sets.SetSpec(
-            rule.table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
-        )
-        body = _sets.encode_set(spec, set_id, _sets.declared_size(spec, anonymous.elements))
+        plan = lookup.set
+        body = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
         self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
-        self._elements(NFT_MSG_NEWSETELEM, _CREATE, rule, spec, set_id, anonymous.elements)
-        return lookup.encode_bound(_sets.ANONYMOUS_NAME, set_id)
+        self._planned_elements(rule, plan, set_id)
+        return lookup.lookup.encode_bound(_sets.ANONYMOUS_NAME, set_id)
 
     # --- encoding ------------------------------------------------------------------------------------------------
 

@@ -71,13 +71,21 @@ def _comment_udata(comment: str) -> bytes:
 
 def encode_rule(rule: Rule, exprs: Iterable[bytes] | None = None) -> bytes:
     """NEWRULE body; `exprs` are the encoded expressions if the caller has them (lookups bound to set ids)."""
+    expressions = _tlv.nest(NFTA_RULE_EXPRESSIONS, *(exprs if exprs is not None else map(encode_expr, rule.exprs)))
+    return rule_head(rule) + expressions + rule_tail(rule)
+
+
+def rule_head(rule: Rule) -> bytes:
+    """NEWRULE's attributes before the expression list."""
     out = _tlv.strz(NFTA_RULE_TABLE, rule.table.name) + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)
     if rule.handle is not None:
         out += _tlv.be64(NFTA_RULE_HANDLE, rule.handle)
-    out += _tlv.nest(NFTA_RULE_EXPRESSIONS, *(exprs if exprs is not None else map(encode_expr, rule.exprs)))
-    if rule.comment is not None:
-        out += _tlv.attr(NFTA_RULE_USERDATA, _comment_udata(rule.comment))
     return out
+
+
+def rule_tail(rule: Rule) -> bytes:
+    """NEWRULE's attributes after the expression list (the comment)."""
+    return b"" if rule.comment is None else _tlv.attr(NFTA_RULE_USERDATA, _comment_udata(rule.comment))
 
 
 def encode_rule_ref(rule: Rule) -> bytes:

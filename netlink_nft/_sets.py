@@ -103,9 +103,15 @@ def declared_size(spec: SetSpec, elements: tuple[SetElement, ...]) -> int:
     return len(elements)
 
 
-@functools.lru_cache(maxsize=1024)  # small keys; pods repeat the same few set definitions
 def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
     """Attributes of NEWSET (in libnftnl's order); `size` is the `declared_size` (sent for anonymous sets)."""
+    head, tail = encode_set_parts(spec, size)
+    return head + _tlv.be32(NFTA_SET_ID, set_id) + tail
+
+
+@functools.lru_cache(maxsize=1024)  # small keys; pods repeat the same few set definitions
+def encode_set_parts(spec: SetSpec, size: int) -> tuple[bytes, bytes]:
+    """NEWSET's attributes before and after `NFTA_SET_ID`, which the batch splices in (`encode_set`)."""
     out = [
         _tlv.strz(NFTA_SET_TABLE, spec.table),
         _tlv.strz(NFTA_SET_NAME, spec.name),
@@ -116,7 +122,8 @@ def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
     if spec.data is not None:
         out.append(_tlv.be32(NFTA_SET_DATA_TYPE, spec.data.type_id))
         out.append(_tlv.be32(NFTA_SET_DATA_LEN, spec.data.length))
-    out.append(_tlv.be32(NFTA_SET_ID, set_id))
+    head = b"".join(out)
+    out = []
     desc = []
     if spec.anonymous:
         desc.append(_tlv.be32(NFTA_SET_DESC_SIZE, size))
@@ -131,7 +138,7 @@ def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
         udata += _udata(NFTNL_UDATA_SET_DATABYTEORDER, 0 if spec.data is VERDICT else spec.data.byteorder)
         udata += _udata(NFTNL_UDATA_SET_DATA_INTERVAL, 0)
     out.append(_tlv.attr(NFTA_SET_USERDATA, udata))
-    return b"".join(out)
+    return head, b"".join(out)
 
 
 # --- elements ------------------------------------------------------------------------------------------------------
@@ -239,12 +246,24 @@ def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[
 
 def encode_element_lists(spec: SetSpec, set_id: int | None, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
     """NEWSETELEM/DELSETELEM bodies, each with an element nest under the netlink attribute size limit."""
+    head = element_list_head(spec, set_id)
+    for nest in element_list_nests(spec, elements):
+        yield head + nest
+
+
+def element_list_head(spec: SetSpec, set_id: int | None) -> bytes:
+    """The attributes of a NEWSETELEM/DELSETELEM body before its element nest: which set (and its batch id)."""
     head = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, spec.table) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, spec.name)
     if set_id is not None:
         head += _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+    return head
+
+
+def element_list_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
+    """The element nests (`NFTA_SET_ELEM_LIST_ELEMENTS`) of successive bodies, each under the size limit."""
     fast = spec.interval and len(spec.key) == 1 and spec.data is None
     for chunk in (_rbtree_chunks if fast else _chunks)(spec, elements):
-        yield head + _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
+        yield _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
