@@ -7,10 +7,11 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 import struct
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netlink_nft import _objects, _plans, _sets, _tlv
 from netlink_nft._const import (
@@ -87,23 +88,70 @@ class Message:
         return f"{MESSAGE_NAMES.get(self.kind, self.kind)} {self.subject}{detail}"
 
 
+class _Log:
+    """The messages of a batch, kept column by column: a pod's batch has a hundred messages and is built for
+    every update, and one `Message` object per message (plus the garbage collections those allocations trigger)
+    cost more than encoding them; `Message` values are made only when asked for (errors, inspection)."""
+
+    __slots__ = ("bodies", "details", "families", "flags", "kinds", "subjects")
+
+    def __init__(self) -> None:
+        self.kinds: list[int] = []
+        self.flags: list[int] = []
+        self.families: list[int] = []
+        self.bodies: list[bytes] = []
+        self.subjects: list[Subject] = []
+        self.details: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def copy(self) -> _Log:
+        log = _Log()
+        log.kinds, log.flags, log.families = self.kinds[:], self.flags[:], self.families[:]
+        log.bodies, log.subjects, log.details = self.bodies[:], self.subjects[:], self.details[:]
+        return log
+
+    def message(self, index: int) -> Message:
+        return Message(
+            self.kinds[index],
+            self.flags[index],
+            self.families[index],
+            self.bodies[index],
+            self.subjects[index],
+            self.details[index],
+        )
+
+    def messages(self) -> tuple[Message, ...]:
+        return tuple(map(Message, self.kinds, self.flags, self.families, self.bodies, self.subjects, self.details))
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     """The bytes of one transaction and the messages behind its sequence numbers."""
 
     data: bytes
     first_seq: int
-    messages: tuple[Message, ...]
+    log: _Log = field(repr=False, compare=False)
     acked_each: bool = False  # every message carries NLM_F_ACK (commit confirmation on kernels before 6.10)
 
     @property
+    def count(self) -> int:
+        """The number of messages between BATCH_BEGIN and BATCH_END."""
+        return len(self.log)
+
+    @functools.cached_property
+    def messages(self) -> tuple[Message, ...]:
+        return self.log.messages()
+
+    @property
     def end_seq(self) -> int:
-        return self.first_seq + len(self.messages) + 1
+        return self.first_seq + len(self.log) + 1
 
     def message_at(self, seq: int) -> Message | None:
         """The message sent with `seq` (None for BATCH_BEGIN/END)."""
         index = seq - self.first_seq - 1
-        return self.messages[index] if 0 <= index < len(self.messages) else None
+        return self.log.message(index) if 0 <= index < len(self.log) else None
 
 
 def _frame(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
@@ -114,20 +162,25 @@ class Batch:
     """Builder of one transaction. Objects are added in call order; sets get transaction ids (`NFTA_SET_ID`)."""
 
     def __init__(self) -> None:
-        self._messages: list[Message] = []
+        self._log = _Log()
         self._set_ids: dict[tuple[Table, str], int] = {}
         self._last_set_id = 0
 
     @property
     def messages(self) -> tuple[Message, ...]:
-        return tuple(self._messages)
+        return self._log.messages()
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self._log)
 
     def _add(self, kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> None:
-        table = subject if isinstance(subject, Table) else subject.table
-        self._messages.append(Message(kind, flags, table.family, body, subject, detail))
+        log = self._log
+        log.kinds.append(kind)
+        log.flags.append(flags)
+        log.families.append((subject if type(subject) is Table else subject.table).family)  # type: ignore[union-attr]
+        log.bodies.append(body)
+        log.subjects.append(subject)
+        log.details.append(detail)
 
     # --- tables --------------------------------------------------------------------------------------------------
 
@@ -256,13 +309,15 @@ class Batch:
         subsys = NFNL_SUBSYS_NFTABLES << 8
         extra = NLM_F_ACK if ack_each else 0
         pack = _NLMSG.pack
-        for offset, msg in enumerate(self._messages, start=seq + 1):
-            body = msg.body
-            parts.append(pack(20 + len(body), subsys | msg.kind, msg.flags | extra, offset, 0, msg.family, 0, 0))
+        log = self._log
+        for offset, kind, flags, family, body in zip(
+            range(seq + 1, seq + 1 + len(log)), log.kinds, log.flags, log.families, log.bodies, strict=True
+        ):
+            parts.append(pack(20 + len(body), subsys | kind, flags | extra, offset, 0, family, 0, 0))
             parts.append(body)
-        end_seq = seq + len(self._messages) + 1
+        end_seq = seq + len(log) + 1
         parts.append(_frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, end_seq, 0, _RES_ID_NFTABLES, b""))
-        return EncodedBatch(b"".join(parts), seq, tuple(self._messages), ack_each)
+        return EncodedBatch(b"".join(parts), seq, log.copy(), ack_each)
 
 
 def _spec(set_: Set) -> _sets.SetSpec:

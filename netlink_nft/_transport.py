@@ -183,13 +183,13 @@ class NftSocket:
         size = len(encoded.data)
         if size > self.max_batch_bytes:
             raise BatchTooLarge(
-                f"batch of {len(encoded.messages)} messages is {size} bytes, above max_batch_bytes="
+                f"batch of {encoded.count} messages is {size} bytes, above max_batch_bytes="
                 f"{self.max_batch_bytes}; split the update or raise the limit"
             )
         try:
             if size + _NETLINK_OVERHEAD > self._sndbuf:
                 self._sndbuf = self._grow(socket.SO_SNDBUF, SO_SNDBUFFORCE, size + _NETLINK_OVERHEAD)
-            want_rcv = _REPLY_ROOM * (len(encoded.messages) + 2)
+            want_rcv = _REPLY_ROOM * (encoded.count + 2)
             if want_rcv > self._rcvbuf:
                 self._rcvbuf = self._grow(socket.SO_RCVBUF, SO_RCVBUFFORCE, want_rcv)
         except OSError as exc:
@@ -249,13 +249,13 @@ class NftSocket:
             if self.end_ack is None:
                 self.end_ack = _learnt.end_ack = True
             return
-        if encoded.acked_each and acked == len(encoded.messages):
+        if encoded.acked_each and acked == encoded.count:
             if self.end_ack is None:  # committed, and this kernel does not acknowledge BATCH_END (before 6.10)
                 self.end_ack = _learnt.end_ack = False
             return
         if encoded.acked_each:
             raise OutcomeUnknown(
-                f"{acked} of {len(encoded.messages)} requested acknowledgements arrived and no error: "
+                f"{acked} of {encoded.count} requested acknowledgements arrived and no error: "
                 "the commit cannot be confirmed"
             )
         raise OutcomeUnknown("the kernel did not acknowledge the commit (BATCH_END)")
