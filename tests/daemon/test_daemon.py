@@ -15,8 +15,9 @@ import pytest
 from e2e.controlplane import Credentials
 from tests.api.helpers import unique_namespace
 from tests.conftest import require_root_and_nftables
-from tests.daemon.cluster import Daemon, Node, nft_in, node, table_text, wait_for
+from tests.daemon.cluster import V2_ROOT, Daemon, Node, nft_in, node, table_text, wait_for
 from tests.support.traffic import tcp_connects
+from trinet.daemon.worker import SANDBOX_POLL
 
 SERVER_POLICY = {
     "podSelector": {"matchLabels": {"app": "server"}},
@@ -287,3 +288,25 @@ def test_a_health_address_in_use_is_one_clear_error(control_plane: Credentials, 
     assert proc.returncode == 1
     assert "trinet: cannot run: [Errno 98] Address already in use" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_sandbox_that_appears_after_network_status_is_polled_not_backed_off(cluster: Node, daemon: Daemon) -> None:
+    """network-status first, the pod's process later, and no API change when it comes: the daemon polls for it
+    at a short fixed interval (exponential backoff would leave the pod open for up to 5 s)."""
+    cluster.policy("deny-all", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []})
+    daemon.start().wait_ready()
+    sandbox = cluster.pod("late", annotate=False)
+    assert sandbox.cgroup is not None
+    (V2_ROOT / "cgroup.procs").write_text(str(sandbox.process.pid))  # out of the pod's cgroup: "not started yet"
+    mark = daemon.mark()
+    cluster.annotate_network_status("late")
+    key = f"{cluster.namespace}/late"
+    wait_for(lambda: any(e["attempt"] >= 8 for e in daemon.since(mark, "retry-scheduled", pod=key)), "8 lookups")
+    retries = daemon.since(mark, "retry-scheduled", pod=key)
+    assert {e["delay_s"] for e in retries} == {SANDBOX_POLL}, retries
+    assert {e["reason"] for e in daemon.since(mark, "netns-unavailable", pod=key)} == {"no-process"}
+    assert table_text(sandbox.netns) is None
+
+    (sandbox.cgroup / "cgroup.procs").write_text(str(sandbox.process.pid))  # the process joins the pod's cgroup
+    wait_for(lambda: table_text(sandbox.netns), "enforced once its process is in the pod's cgroup")
+    assert daemon.since(mark, "transaction", pod=key, kind="create")

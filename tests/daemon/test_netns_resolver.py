@@ -58,3 +58,17 @@ def test_a_process_still_in_the_node_namespace_is_never_taken(stack: contextlib.
         process.wait()
         cgroup.rmdir()
         cgroup.parent.rmdir()
+
+
+def test_lookups_of_absent_pods_share_a_recent_scan(stack: contextlib.ExitStack) -> None:
+    """Pods polled for a late sandbox cost one /proc scan per interval between them, not one each."""
+    shared = ProcfsResolver(scan_reuse=3600)
+    for _ in range(3):
+        with pytest.raises(NetnsError):
+            shared.resolve(str(uuid.uuid4()), [])
+    assert shared.scans == 1
+    fresh = ProcfsResolver(scan_reuse=0)
+    for _ in range(3):
+        with pytest.raises(NetnsError):
+            fresh.resolve(str(uuid.uuid4()), [])
+    assert fresh.scans == 3

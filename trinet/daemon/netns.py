@@ -26,6 +26,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -149,12 +150,23 @@ def check_netns(uid: str, path: str, pid: int, interfaces: Iterable[str]) -> Pod
     return PodNetns(path, ident, pid, frozenset(interfaces))
 
 
-class ProcfsResolver:
-    """Pod UID -> network namespace, by scanning ``<host_prefix>/proc/*/cgroup``."""
+SCAN_REUSE = 0.1  # seconds: a scan started this recently answers every pod looked up meanwhile
 
-    def __init__(self, host_prefix: str = "") -> None:
+
+class ProcfsResolver:
+    """Pod UID -> network namespace, by scanning ``<host_prefix>/proc/*/cgroup``.
+
+    Scans are shared: one runs at a time, and one started less than ``scan_reuse`` seconds ago answers every
+    lookup of a pod it did not see, so pods polled for a late sandbox cost one scan per interval between them.
+    """
+
+    def __init__(self, host_prefix: str = "", scan_reuse: float = SCAN_REUSE) -> None:
         self.proc = Path(host_prefix or "/") / "proc"
+        self.scan_reuse = scan_reuse
+        self.scans = 0  # full scans done (observability and tests)
         self._lock = threading.Lock()
+        self._scan_lock = threading.Lock()  # held for a whole scan: concurrent lookups wait for it and share it
+        self._scanned_at: float | None = None  # time.monotonic() when the last scan started
         self._cache: dict[str, PodNetns] = {}
         self._index: dict[str, list[int]] = {}  # pod UID -> PIDs, as of the last scan
         self._own = own_netns()
@@ -201,6 +213,20 @@ class ProcfsResolver:
             pids.sort()
         return dict(found)
 
+    def _recent_index(self) -> dict[str, list[int]]:
+        """The index of a scan started less than ``scan_reuse`` ago, else of a new scan (one at a time)."""
+        with self._scan_lock:
+            started = time.monotonic()
+            if self._scanned_at is not None and started - self._scanned_at < self.scan_reuse:
+                with self._lock:
+                    return self._index
+            index = self.scan()
+            self.scans += 1
+            with self._lock:
+                self._index = index
+            self._scanned_at = started
+            return index
+
     def resolve(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns:
         """The namespace of pod ``uid``, in which every name of ``interfaces`` exists; ``NetnsError`` otherwise."""
         uid = uid.lower()
@@ -218,10 +244,7 @@ class ProcfsResolver:
         if still:  # the last scan saw this pod: try its processes before reading every cgroup file again
             with contextlib.suppress(NetnsError):
                 return self._choose(uid, still, names)
-        index = self.scan()
-        with self._lock:
-            self._index = index
-        pids = index.get(uid, [])
+        pids = self._recent_index().get(uid, [])
         if not pids:
             self.forget(uid)
             raise NetnsError("no-process", f"no process of pod {uid} under {self.proc} (not started, or gone)")

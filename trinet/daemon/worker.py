@@ -7,7 +7,10 @@ What happens when a transaction fails, read here alone:
 - ``OutcomeUnknown`` (the commit could not be confirmed): we assume neither outcome. The pod's state becomes
   unknown, and the retry reads the table back (``dump_table``) and reconciles with ``adopt``.
 - The pod's namespace cannot be found or used (``NetnsError``, ``OSError``: not started, gone, interfaces not
-  there yet): nothing is sent, the pod is retried with backoff, no other pod is affected.
+  there yet): nothing is sent, the pod is retried, no other pod is affected. A sandbox that is not there *yet*
+  (``SANDBOX_PENDING`` reasons) is polled every ``SANDBOX_POLL`` seconds for ``SANDBOX_WAIT`` seconds, since
+  nothing in the API announces it (procfs scans are shared between the waiting pods); then, and for every other
+  failure, the pod backs off exponentially.
 - Any other error (a bug): logged with the pod's name, retried with backoff; the other pods go on.
 
 A failure therefore never leaves a pod more open than before: the last good rules stay until a transaction that
@@ -47,6 +50,9 @@ NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 INLINE_BATCH = 64  # messages; a batch up to this size is sent from the event loop's thread, larger ones in a worker
 ReadBack = Literal["adopt", "resync", "unknown-outcome", "after-rejection", "sandbox-changed"]
 WorkResult = Literal["ok", "retry"]
+SANDBOX_PENDING = frozenset({"no-process", "own-netns", "missing-interfaces", "no-sandbox", "cri-no-netns"})
+SANDBOX_POLL = 0.15  # seconds between the lookups of a sandbox that is not there yet
+SANDBOX_WAIT = 120.0  # seconds of such polling before falling back to the exponential backoff
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,11 @@ def _summary(batch: nl.Batch) -> str:
     return ",".join(f"{k}:{v}" for k, v in sorted(counts.items()))
 
 
+def _logged_attempt(attempt: int) -> bool:
+    """Attempts 1, 2, 4, 8, ... of a failing pod are logged at their normal level, the others at debug."""
+    return attempt & (attempt - 1) == 0
+
+
 def dispatched_interfaces(desired: PodRuleset) -> set[str]:
     """The interfaces the ruleset polices (entries of its dispatch maps): they must exist in the netns."""
     return {ifname for m in desired.table.maps for ifname, _ in m.entries}
@@ -137,9 +148,10 @@ class SocketCloser:
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, sandbox_pending: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.sandbox_pending = sandbox_pending  # the pod's sandbox is not there yet: poll it (SANDBOX_POLL)
 
 
 class PodWorker:
@@ -173,6 +185,7 @@ class PodWorker:
         self.states: dict[str, PodState] = {}  # written through _set_state (keeps _policed in step)
         self._policed: set[str] = set()
         self.dirty_since: dict[str, float] = {}
+        self.sandbox_waits: dict[str, float] = {}  # pod -> since when its sandbox has not been found (clock)
         self.initial: set[str] = set()  # pods to visit once before the daemon is ready
         self.initial_done = trio.Event()
         self.table = nl.Table(nl.Family.INET, options.table)
@@ -205,8 +218,12 @@ class PodWorker:
         """After ``work``: schedule the retry of a failed pod (with its backoff), count the initial visit."""
         if result == "retry":
             delay = self.backoff.next_delay(key)
-            event(log, logging.INFO, "retry-scheduled", pod=key, delay_s=round(delay, 3),
-                  attempt=self.backoff.failures(key))  # fmt: skip
+            waiting = self.sandbox_waits.get(key)
+            if waiting is not None and self.clock() - waiting < SANDBOX_WAIT:
+                delay = SANDBOX_POLL
+            attempt = self.backoff.failures(key)
+            level = logging.INFO if _logged_attempt(attempt) else logging.DEBUG
+            event(log, level, "retry-scheduled", pod=key, delay_s=round(delay, 3), attempt=attempt)
             self.queue.add_after(key, delay)
         else:
             self.backoff.forget(key)
@@ -231,13 +248,19 @@ class PodWorker:
         try:
             await self._work(key)
         except _Retry as exc:
+            if exc.sandbox_pending:
+                self.sandbox_waits.setdefault(key, self.clock())
+            else:
+                self.sandbox_waits.pop(key, None)
             self.observer.failure(key, exc.reason)
             return "retry"
         except Exception as exc:  # a bug must not stop the other pods: report, retry this one
+            self.sandbox_waits.pop(key, None)
             log.exception("pod-error", extra={"fields": {"pod": key}})
             self.observer.failure(key, f"error: {type(exc).__name__}")
             return "retry"
         self.dirty_since.pop(key, None)
+        self.sandbox_waits.pop(key, None)
         return "ok"
 
     def _local(self, pod: Pod | None) -> Pod | None:
@@ -248,6 +271,7 @@ class PodWorker:
     def _forget(self, key: str) -> None:
         state = self.states.pop(key, None)
         self._policed.discard(key)
+        self.sandbox_waits.pop(key, None)
         if state is not None:
             self.resolver.forget(state.uid)
             event(log, logging.DEBUG, "pod-forgotten", pod=key)
@@ -332,8 +356,9 @@ class PodWorker:
 
     def _netns_failed(self, key: str, reason: str, message: str) -> NoReturn:
         self.observer.netns_failure(key, reason)
-        event(log, logging.WARNING, "netns-unavailable", pod=key, reason=reason, detail=message)
-        raise _Retry(f"netns: {reason}")
+        level = logging.WARNING if _logged_attempt(self.backoff.failures(key) + 1) else logging.DEBUG
+        event(log, level, "netns-unavailable", pod=key, reason=reason, detail=message)
+        raise _Retry(f"netns: {reason}", sandbox_pending=reason in SANDBOX_PENDING)
 
     async def _read_back(
         self, key: str, sock: nl.TrioNftSocket, state: PodState, desired: PodRuleset
