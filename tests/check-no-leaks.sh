@@ -5,7 +5,8 @@ leaks=0
 if ip netns list 2>/dev/null | grep -E '^trinet-(test|e2e)-' ; then
   echo "LEAK: network namespaces left behind (listed above)" >&2; leaks=1
 fi
-if pgrep -af 'trinet-controlplane-' ; then
+# only this checkout's control planes (their binaries live under its .cache): other checkouts may be testing too
+if pgrep -af 'trinet-controlplane-' | grep -F "$(pwd)/.cache/controlplane/" ; then
   echo "LEAK: control-plane processes left behind (listed above)" >&2; leaks=1
 fi
 if [ -d /sys/fs/cgroup/unified/kubepods.slice ] && find /sys/fs/cgroup/unified/kubepods.slice -name 'trinet-e2e-*.scope' | grep . ; then
