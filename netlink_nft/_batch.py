@@ -45,7 +45,6 @@ from netlink_nft._const import (
     NLM_F_REQUEST,
 )
 from netlink_nft._elements import SetElement
-from netlink_nft._expr import Lookup
 from netlink_nft._model import Chain, Rule, Set, Table
 
 Subject = Table | Chain | Set | Rule
@@ -53,6 +52,7 @@ Subject = Table | Chain | Set | Rule
 _NLMSG = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
 _RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)
 _CREATE = NLM_F_REQUEST | NLM_F_CREATE
+_BE32 = struct.Struct(">I")
 
 MESSAGE_NAMES = {
     NFT_MSG_NEWTABLE: "NEWTABLE",
@@ -163,7 +163,7 @@ class Batch:
 
     def __init__(self) -> None:
         self._log = _Log()
-        self._set_ids: dict[tuple[Table, str], int] = {}
+        self._set_ids: dict[_plans.SetKey, int] = {}
         self._last_set_id = 0
 
     @property
@@ -220,7 +220,7 @@ class Batch:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         set_id = self._new_set_id()
-        self._set_ids[(set_.table, set_.name)] = set_id
+        self._set_ids[_plans.set_key(set_.table, set_.name)] = set_id
         plan = _plans.set_plan(set_)
         self._add(NFT_MSG_NEWSET, _CREATE, set_, plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail)
         if flush:
@@ -238,12 +238,12 @@ class Batch:
         self._add(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _set_ref(set_), "flush")
 
     def add_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
-        set_id = self._set_ids.get((set_.table, set_.name))
+        set_id = self._set_ids.get(_plans.set_key(set_.table, set_.name))
         self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, _spec(set_), set_id, _normalised(set_, elements))
 
     def delete_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
         """Delete elements; ranges of interval sets must be exactly those in the set."""
-        set_id = self._set_ids.get((set_.table, set_.name))
+        set_id = self._set_ids.get(_plans.set_key(set_.table, set_.name))
         self._elements(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _spec(set_), set_id, _normalised(set_, elements))
 
     def _new_set_id(self) -> int:
@@ -286,18 +286,18 @@ class Batch:
     def destroy_rule(self, rule: Rule) -> None:
         self._add(NFT_MSG_DESTROYRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
 
-    def _bound(self, rule: Rule, lookup: Lookup | _plans.AnonymousLookup) -> bytes:
+    def _bound(self, rule: Rule, lookup: _plans.NamedLookup | _plans.AnonymousLookup) -> bytes:
         """The lookup's encoding with the transaction id of its set; an anonymous set is created here."""
-        if type(lookup) is Lookup:
-            assert isinstance(lookup.set, str)
-            return lookup.encode_bound(lookup.set, self._set_ids.get((rule.table, lookup.set)))
+        if type(lookup) is _plans.NamedLookup:
+            named_id = self._set_ids.get(lookup.key)
+            return lookup.unbound if named_id is None else lookup.head + _BE32.pack(named_id) + lookup.tail
         assert isinstance(lookup, _plans.AnonymousLookup)
         set_id = self._new_set_id()
         plan = lookup.set
         body = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
         self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
         self._planned_elements(rule, plan, set_id)
-        return lookup.lookup.encode_bound(_sets.ANONYMOUS_NAME, set_id)
+        return lookup.head + _BE32.pack(set_id) + lookup.tail
 
     # --- encoding ------------------------------------------------------------------------------------------------
 

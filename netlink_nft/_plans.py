@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from netlink_nft import _objects, _sets, _tlv
 from netlink_nft._const import NFTA_RULE_EXPRESSIONS, NFTA_SET_NAME, NFTA_SET_TABLE
-from netlink_nft._elements import SetElement
+from netlink_nft._elements import AnonymousSet, SetElement
 from netlink_nft._expr import Lookup, encode_expr
-from netlink_nft._model import Rule, Set
+from netlink_nft._model import Rule, Set, Table
 
 _ATTR = "_wire_plan"  # the instance attribute that holds an object's plan
 
@@ -37,12 +37,31 @@ class SetPlan:
     detail: str  # the element messages' `Message.detail`
 
 
+SetKey = tuple[int, str, str]  # family, table and set name: how a batch finds the id of a set it creates
+
+
+def set_key(table: Table, name: str) -> SetKey:
+    return table.family, table.name, name
+
+
+@dataclass(frozen=True, slots=True)
+class NamedLookup:
+    """A lookup of a named set: `unbound` if the batch does not create the set, else `head` + its id + `tail`."""
+
+    key: SetKey
+    unbound: bytes
+    head: bytes
+    tail: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class AnonymousLookup:
-    """A lookup of an anonymous set: the batch creates the set (new id) just before the rule."""
+    """A lookup of an anonymous set: the batch creates the set (new id) just before the rule; the lookup is
+    `head` + that id + `tail`."""
 
     set: SetPlan
-    lookup: Lookup
+    head: bytes
+    tail: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +70,7 @@ class RulePlan:
     it when no expression depends on the batch."""
 
     head: bytes
-    exprs: tuple[bytes | Lookup | AnonymousLookup, ...]  # a `Lookup` here looks up a named set
+    exprs: tuple[bytes | NamedLookup | AnonymousLookup, ...]
     tail: bytes
     body: bytes | None
 
@@ -77,16 +96,24 @@ def set_plan(set_: Set) -> SetPlan:
     return plan
 
 
-def _expr(rule: Rule, expr: object) -> bytes | Lookup | AnonymousLookup:
+def _expr(rule: Rule, expr: object) -> bytes | NamedLookup | AnonymousLookup:
     if type(expr) is not Lookup:
         return encode_expr(expr)  # type: ignore[arg-type]
     if isinstance(expr.set, str):
-        return expr
-    anonymous = expr.set
-    spec = _sets.SetSpec(
-        rule.table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
-    )
-    return AnonymousLookup(_encode_set(spec, anonymous.elements), expr)
+        head, tail = expr.encode_bound_parts(expr.set)
+        return NamedLookup(set_key(rule.table, expr.set), expr.encode_bound(expr.set, None), head, tail)
+    head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
+    return AnonymousLookup(_anonymous_plan(rule.table.name, expr.set), head, tail)
+
+
+def _anonymous_plan(table: str, anonymous: AnonymousSet) -> SetPlan:
+    """The plan of an anonymous set in `table`, kept on the set: rules built from the same match share it."""
+    plans: dict[str, SetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
+    plan = plans.get(table)
+    if plan is None:
+        spec = _sets.SetSpec(table, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True)
+        plan = plans[table] = _encode_set(spec, anonymous.elements)
+    return plan
 
 
 def rule_plan(rule: Rule) -> RulePlan:

@@ -41,6 +41,13 @@ class Lookup(Expr):
         bound copy: what the batch sends for every lookup."""
         return _element(set_name, self.sreg, self.dreg, self.invert, set_id)
 
+    def encode_bound_parts(self, set_name: str) -> tuple[bytes, bytes]:
+        """(head, tail) with `encode_bound(set_name, set_id) == head + set_id as big-endian u32 + tail` for any
+        id: batches splice the id of a set they create into a lookup encoded once."""
+        whole = self.encode_bound(set_name, 0)
+        cut = len(whole) - (8 if self.invert else 0) - 4  # the id's value is followed only by the flags attribute
+        return whole[:cut], whole[cut + 4 :]
+
     @classmethod
     def decode(cls, attrs: dict[int, bytes]) -> Lookup:
         dreg = attrs.get(_DREG)
