@@ -93,3 +93,14 @@ def test_a_pod_the_runtime_does_not_know_is_retried(
             wait_for(lambda: daemon.since(0, "retry-scheduled", pod=key), "retried")
         finally:
             daemon.stop()
+
+
+def test_run_refuses_a_cri_socket_that_does_not_exist(control_plane: Credentials, tmp_path: Path) -> None:
+    """Else every pod would fail to resolve forever while /readyz said 200: nothing enforced, silently."""
+    require_root_and_nftables()
+    missing = tmp_path / "containerd.sock"
+    daemon = Daemon(control_plane, tmp_path, "some-node", "--netns-source", "cri",
+                    "--container-runtime-endpoint", str(missing))  # fmt: skip
+    proc = subprocess.run(daemon.argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"--container-runtime-endpoint: {missing}: No such file or directory" in proc.stderr

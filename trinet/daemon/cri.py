@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trinet.daemon.netns import NetnsError, PodNetns, _ident, check_netns
+from trinet.daemon.settings import cri_socket_path
 
 __all__ = ["CriResolver", "decode", "encode"]
 
@@ -126,7 +127,7 @@ class CriResolver:
     def __init__(self, endpoint: str, host_prefix: str = "", *, timeout: float = 5.0) -> None:
         import grpc  # noqa: PLC0415 (optional extra)
 
-        self.socket = str(Path(host_prefix or "/") / endpoint.removeprefix("unix://").lstrip("/"))
+        self.socket = str(cri_socket_path(endpoint, host_prefix))
         self.host_prefix = host_prefix
         self.timeout = timeout
         self._grpc = grpc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ __all__ = [
     "Settings",
     "add_arguments",
     "compile_options",
+    "cri_socket_path",
     "from_sources",
     "grpc_available",
     "load_custom_rules",
@@ -408,7 +410,21 @@ def validate_for_run(settings: Settings) -> list[str]:
     proc = Path(settings.host_prefix or "/") / "proc"
     if settings.resolved_netns_source == "procfs" and not proc.is_dir():
         problems.append(f"--host-prefix: {proc} is not a directory (the procfs netns source reads it)")
+    if settings.resolved_netns_source == "cri" and settings.container_runtime_endpoint:
+        socket = cri_socket_path(settings.container_runtime_endpoint, settings.host_prefix)
+        try:
+            is_socket = stat.S_ISSOCK(socket.stat().st_mode)
+        except OSError as exc:
+            problems.append(f"--container-runtime-endpoint: {socket}: {exc.strerror} (the cri netns source uses it)")
+        else:
+            if not is_socket:
+                problems.append(f"--container-runtime-endpoint: {socket} is not a unix socket")
     return problems
+
+
+def cri_socket_path(endpoint: str, host_prefix: str) -> Path:
+    """Where the CRI socket of ``--container-runtime-endpoint`` (``unix://`` optional) is, under ``--host-prefix``."""
+    return Path(host_prefix or "/") / endpoint.removeprefix("unix://").lstrip("/")
 
 
 def grpc_available() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from trinet.daemon.settings import (
     Settings,
     add_arguments,
     from_sources,
+    grpc_available,
     load_custom_rules,
     parse_bind_address,
     parse_duration,
@@ -92,3 +94,55 @@ def test_custom_rule_errors_carry_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as missing:
         load_custom_rules(settings(["--custom-v6-egress-rule-file", str(tmp_path / "absent")]))
     assert "cannot read" in missing.value.problems[0]
+
+
+_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def _check_config(tmp_path: Path, *argv: str) -> tuple[int, str]:
+    import io  # noqa: PLC0415
+
+    from trinet.cli import main  # noqa: PLC0415
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(_KUBECONFIG)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["check-config", "--kubeconfig", str(kubeconfig), "--hostname-override", "n1", *argv], {}, out, err)
+    return code, out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize("source", ["cri", "auto"])
+def test_a_missing_cri_socket_is_a_configuration_error(tmp_path: Path, source: str) -> None:
+    if not grpc_available():
+        pytest.skip("gRPC (trinet[cri]) not installed: auto means procfs, cri is refused for that reason")
+    missing = tmp_path / "run" / "containerd.sock"
+    code, text = _check_config(tmp_path, "--netns-source", source, "--container-runtime-endpoint", f"unix://{missing}")
+    assert code == 2, text
+    assert f"--container-runtime-endpoint: {missing}: No such file or directory" in text
+
+
+def test_the_cri_socket_is_looked_for_under_the_host_prefix(tmp_path: Path) -> None:
+    if not grpc_available():
+        pytest.skip("gRPC (trinet[cri]) not installed")
+    host = tmp_path / "host"
+    (host / "run").mkdir(parents=True)
+    (host / "proc").mkdir()
+    not_a_socket = host / "run" / "plain-file.sock"
+    not_a_socket.write_text("")
+    code, text = _check_config(
+        tmp_path, "--host-prefix", str(host), "--container-runtime-endpoint", "/run/plain-file.sock"
+    )
+    assert code == 2
+    assert f"--container-runtime-endpoint: {not_a_socket} is not a unix socket" in text
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(host / "run" / "containerd.sock"))
+        code, text = _check_config(tmp_path, "--host-prefix", str(host), "--container-runtime-endpoint",
+                                   "unix:///run/containerd.sock")  # fmt: skip
+    assert code == 0, text
+    assert "configuration OK" in text
