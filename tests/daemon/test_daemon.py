@@ -310,3 +310,43 @@ def test_a_sandbox_that_appears_after_network_status_is_polled_not_backed_off(cl
     (sandbox.cgroup / "cgroup.procs").write_text(str(sandbox.process.pid))  # the process joins the pod's cgroup
     wait_for(lambda: table_text(sandbox.netns), "enforced once its process is in the pod's cgroup")
     assert daemon.since(mark, "transaction", pod=key, kind="create")
+
+
+FOREIGN_TABLE = """table inet multi_networkpolicy {
+    set smi-x { type ifname; elements = { "net1" }; }
+    chain input { type filter hook input priority filter; policy accept; iifname @smi-x jump ingress; }
+    chain ingress { ct state established,related accept; jump common-ingress; drop; }
+    chain common-ingress { }
+}
+"""
+
+
+def _write_foreign_table(netns: str, tmp_path: Path) -> None:
+    rules = tmp_path / "foreign.nft"
+    rules.write_text(FOREIGN_TABLE)
+    proc = nft_in(netns, "-f", str(rules))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_pod_first_seen_after_start_up_has_its_table_read_back(cluster: Node, daemon: Daemon, tmp_path: Path) -> None:
+    """A table already in a pod the daemon meets after start-up (a Go peer's, a stale one) is adopted like at
+    start-up: foreign chains and sets go in the first transaction; an unselected pod's table is removed."""
+    cluster.policy("allow-client", SERVER_POLICY)
+    daemon.start().wait_ready()
+    server = cluster.pod("server", {"app": "server"}, annotate=False)  # not yet seen by the daemon
+    other = cluster.pod("other", {"app": "other"}, annotate=False)
+    for sandbox in (server, other):
+        _write_foreign_table(sandbox.netns, tmp_path)
+    mark = daemon.mark()
+    cluster.annotate_network_status("server")
+    cluster.annotate_network_status("other")
+
+    key = f"{cluster.namespace}/server"
+    (first,) = wait_for(lambda: daemon.since(mark, "transaction", pod=key), "the server's first transaction")
+    assert first["kind"] == "repair", first
+    text = table_text(server.netns) or ""
+    chains, sets = set(re.findall(r"chain (\S+) \{", text)), set(re.findall(r"set (\S+) \{", text))
+    assert not chains & {"ingress", "common-ingress"} and "smi-x" not in sets, text
+    assert "ingress-net1" in chains
+    wait_for(lambda: table_text(other.netns) is None, "the unselected pod's stale table removed")
+    assert [e["kind"] for e in daemon.since(mark, "transaction", pod=f"{cluster.namespace}/other")] == ["remove"]

@@ -23,7 +23,7 @@ from tests.support.netns import ip, throwaway_netns
 from trinet.daemon.netns import ProcfsResolver
 from trinet.daemon.observer import NullObserver, TransactionKind, TransactionOutcome
 from trinet.daemon.queue import DirtyQueue
-from trinet.daemon.worker import PodWorker, SnapshotCache
+from trinet.daemon.worker import PodState, PodWorker, SnapshotCache
 from trinet.kube import ClusterStore
 from trinet.objects import (
     LabelSelector,
@@ -133,7 +133,8 @@ async def test_an_unknown_outcome_is_settled_by_reading_the_table_back(
     assert (table_text(sb.netns) is not None) == committed
 
     assert await worker.work(KEY) == "ok"
-    assert recorder.adoptions == [committed]  # committed: the dump matches, no second transaction
+    # first visit: a pod first seen, read back (no table); then committed: the dump matches, no second transaction
+    assert recorder.adoptions == [False, committed]
     assert recorder.transactions[1:] == ([] if committed else [("create", "ok")])
     assert table_text(sb.netns) is not None
     assert worker.states[KEY].check is None
@@ -147,7 +148,7 @@ async def test_a_rejected_transaction_leaves_the_previous_rules_intact(sandbox: 
     before = table_text(sb.netns)
     recorder = Recorder()
     worker = _worker(_store(sb, uid), recorder)
-    worker.states.clear()  # a pod first seen after start-up: believed to have no table
+    worker.states[KEY] = PodState(uid, None)  # known to have no table (a belief the leftover contradicts)
 
     assert await worker.work(KEY) == "retry"
     assert recorder.transactions == [("create", "rejected")]

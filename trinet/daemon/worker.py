@@ -17,8 +17,10 @@ A failure therefore never leaves a pod more open than before: the last good rule
 replaces them as a whole succeeds.
 
 State per pod (``PodState``): the ``Installed`` we believe the table holds, and whether that belief is *known*
-(we made it, or read it back) or must be checked by reading the table back (start-up adoption, periodic resync,
-unknown outcome). A known, unchanged pod costs a compile and nothing else: no netns lookup, no syscall.
+(we made it, or read it back) or must be checked by reading the table back (start-up adoption, a pod first seen
+after start-up, periodic resync, unknown outcome). A pod first seen is never assumed to have no table: a stale or
+foreign one is read back and reconciled (``adopt``) in its first transaction. A known, unchanged pod costs a
+compile and nothing else: no netns lookup, no syscall.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ log = logging.getLogger("trinet.worker")
 
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 INLINE_BATCH = 64  # messages; a batch up to this size is sent from the event loop's thread, larger ones in a worker
-ReadBack = Literal["adopt", "resync", "unknown-outcome", "after-rejection", "sandbox-changed"]
+ReadBack = Literal["adopt", "first-seen", "resync", "unknown-outcome", "after-rejection", "sandbox-changed"]
 WorkResult = Literal["ok", "retry"]
 SANDBOX_PENDING = frozenset({"no-process", "own-netns", "missing-interfaces", "no-sandbox", "cri-no-netns"})
 SANDBOX_POLL = 0.15  # seconds between the lookups of a sandbox that is not there yet
@@ -289,24 +291,29 @@ class PodWorker:
         if state is None and NETWORK_STATUS not in pod.metadata.annotations:
             return  # no sandbox network yet: nothing installed, nothing to check interfaces against
         desired = compile(self.snapshots.current(), pod, self.options)
-        before = state.installed if state is not None else None
+        if pod.status.phase in ("Succeeded", "Failed") and (state is None or state.installed is None):
+            self._set_state(key, PodState(uid, None))  # finished, nothing of ours installed: its sandbox is going
+            return
+        if state is None:  # first seen (after start-up): a stale or foreign table may be there, read it back
+            state = PodState(uid, None, "first-seen")
+        before = state.installed
         planned: tuple[nl.Batch, Installed | None] | None = None
-        if state is None or state.check is None:  # what the table holds is known
+        if state.check is None:  # what the table holds is known
             if before is None and not desired.enforces:
-                self._set_state(key, PodState(uid, None))
+                self._set_state(key, PodState(uid, None, netns=state.netns))
                 return
             batch, after = transaction(before, desired)
-            if batch is None and state is not None and state.netns is None:
+            if batch is None and state.netns is None:
                 self._set_state(key, PodState(uid, after))
                 return
             planned = (batch, after) if batch is not None else None
         netns = await self._resolve(key, uid, desired)
-        if state is not None and state.netns is not None and state.netns != netns.ident:
+        if state.netns is not None and state.netns != netns.ident:
             # the sandbox was recreated under the same pod: what its new namespace holds is unknown
             event(log, logging.INFO, "sandbox-changed", pod=key)
             state = PodState(uid, None, "sandbox-changed")
             planned = None
-        elif planned is None and (state is None or state.check is None):
+        elif planned is None and state.check is None:
             return  # unchanged, in the same namespace: nothing to send
         try:
             sock = await self.open_socket(netns.path)
@@ -321,7 +328,7 @@ class PodWorker:
         self,
         key: str,
         uid: str,
-        state: PodState | None,
+        state: PodState,
         netns: PodNetns,
         sock: nl.TrioNftSocket,
         desired: PodRuleset,
@@ -332,7 +339,6 @@ class PodWorker:
         if sock.sync.netns_id != netns.ident or sock.sync.netns_id == self._own_netns:
             self._netns_failed(key, "changed", f"namespace of pid {netns.pid} changed while opening it")
         if planned is None:
-            assert state is not None
             batch, after, kind = await self._read_back(key, sock, state, desired)
             if batch is None:
                 self._set_state(key, PodState(uid, after, netns=netns.ident))
@@ -384,7 +390,7 @@ class PodWorker:
             kind = "repair"
         believed = state.installed.ruleset if state.installed is not None else None
         in_sync = believed == desired if desired.enforces else believed is None
-        if state.check != "adopt" and in_sync:
+        if state.check not in ("adopt", "first-seen") and in_sync:
             self.observer.drift_repaired(key)
             event(log, logging.WARNING, "drift-detected", pod=key, reason=state.check,
                   table="absent" if dumped is None else "differs")  # fmt: skip
