@@ -180,14 +180,16 @@ def test_a_vanished_namespace_fails_alone(cluster: Node, daemon: Daemon) -> None
 def test_a_transaction_the_kernel_rejects_is_retried(cluster: Node, daemon: Daemon) -> None:
     daemon.start().wait_ready()
     cluster.policy("allow-client", SERVER_POLICY)
-    # A new pod whose namespace already holds our table with a set of the name trinet uses but of another type:
-    # the create-from-nothing batch is rejected whole, then the retry reads the table back and repairs it.
+    # A pod known to have no table (visited, read back: none) whose namespace then gets our table with a set of
+    # the name trinet uses but of another type: the create-from-nothing batch is rejected whole, then the retry
+    # reads the table back and repairs it.
+    key = f"{cluster.namespace}/server"
     server = cluster.pod("server", {"app": "other"})
+    wait_for(lambda: daemon.since(0, "table-adopted", pod=key, reason="first-seen"), "the pod seen, no table")
     leftover = "table inet multi_networkpolicy {\nset ingress-net1-0.g1 {\ntype inet_service\nelements = { 1 }\n}\n}\n"
     subprocess.run(["ip", "netns", "exec", server.netns, "nft", "-f", "-"], input=leftover, text=True, check=True)
     mark = daemon.mark()
     cluster.patch_pod("server", {"metadata": {"labels": {"app": "server"}}})
-    key = f"{cluster.namespace}/server"
     (rejected,) = wait_for(lambda: daemon.since(mark, "transaction-rejected", pod=key)[:1], "rejection logged")
     assert "NEWSET" in rejected["error"], rejected
     (applied,) = wait_for(lambda: daemon.since(mark, "transaction", pod=key), "retried and applied")
@@ -350,3 +352,37 @@ def test_a_pod_first_seen_after_start_up_has_its_table_read_back(cluster: Node, 
     assert "ingress-net1" in chains
     wait_for(lambda: table_text(other.netns) is None, "the unselected pod's stale table removed")
     assert [e["kind"] for e in daemon.since(mark, "transaction", pod=f"{cluster.namespace}/other")] == ["remove"]
+
+
+def test_api_watch_log_lines_are_named_events(control_plane: Credentials, tmp_path: Path) -> None:
+    """One named event per line, also from trinet.kube: a refused token gives `api-credentials-refused` with the
+    resource, the error and the retry delay as fields (JSON), and `event=<name> key=value ...` in text."""
+    require_root_and_nftables()
+    for fmt in ("json", "text"):
+        d = Daemon(control_plane, tmp_path, "some-node")
+        control_plane.write_kubeconfig(d.kubeconfig, "not-a-valid-token")
+        d.argv[d.argv.index("--log-format") + 1] = fmt
+        d.start()
+        try:
+            if fmt == "json":
+                refused = wait_for(lambda d=d: d.since(0, "api-credentials-refused"), "the 401 logged")  # type: ignore[misc]
+                assert {"resource", "code", "error", "retry_in"} <= refused[0].keys(), refused[0]
+                assert refused[0]["code"] == 401 and refused[0]["logger"].startswith("trinet.kube")
+                named = [e for e in d.events() if e.get("logger", "").startswith("trinet")]
+                assert named and all(re.fullmatch(r"[a-z][a-z0-9-]*", e["event"]) for e in named), named
+            else:
+                line = wait_for(
+                    lambda d=d: next(
+                        (
+                            x
+                            for x in d.log_path.read_text().splitlines()  # type: ignore[misc]
+                            if "event=api-credentials-refused " in x
+                        ),
+                        None,
+                    ),
+                    "text line",
+                )
+                assert re.match(r"ts=\S+ level=error event=api-credentials-refused resource=\w+ code=401 ", line)
+                assert "retry_in=" in line and "logger=trinet.kube.reflector" in line
+        finally:
+            d.stop()

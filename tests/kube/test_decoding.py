@@ -9,6 +9,7 @@ import pytest
 from trinet.kube import PODS, ApiError
 from trinet.kube.backoff import Backoff
 from trinet.kube.store import ClusterStore
+from trinet.logs import event_fields
 from trinet.objects import ObjectMeta, Pod
 
 GOOD = b'{"metadata":{"name":"a","namespace":"n","resourceVersion":"5"},"spec":{"nodeName":"x"}}'
@@ -20,7 +21,8 @@ def test_list_with_a_malformed_item_keeps_the_others(caplog: pytest.LogCaptureFi
     meta, items = PODS.decode_list(body)
     assert (meta.resource_version, meta.continue_) == ("9", "tok")
     assert [p.metadata.name for p in items] == ["a"]
-    assert "skipping malformed Pod n/b" in caplog.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "object-malformed"]
+    assert (event_fields(record)["kind"], event_fields(record)["object"]) == ("Pod", "n/b")
 
 
 def test_watch_events() -> None:

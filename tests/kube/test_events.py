@@ -9,6 +9,7 @@ import msgspec
 
 from tests.kube.helpers import check, create_namespace, create_pod, pod_body
 from trinet.kube import ApiClient, EventWriter
+from trinet.logs import event_fields
 from trinet.objects import Namespace, ObjectMeta, Pod
 
 
@@ -58,9 +59,11 @@ async def test_api_errors_are_logged_not_raised(api: ApiClient, caplog: Any) -> 
     writer = EventWriter(api)
     pod = Pod(metadata=ObjectMeta(name="x", namespace="no-such-namespace-anywhere"))
     await writer.emit(pod, type="Warning", reason="R", note="n", action="A")
-    assert "could not write event R/A about Pod no-such-namespace-anywhere/x" in caplog.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "event-write-failed"]
+    fields = event_fields(record)
+    assert (fields["reason"], fields["action"], fields["regarding"]) == ("R", "A", "Pod no-such-namespace-anywhere/x")
     await writer.emit(object(), type="Warning", reason="R", note="n", action="A")
-    assert "no API resource is known for object" in caplog.text
+    assert "no API resource is known for object" in event_fields(caplog.records[-1])["error"]
 
 
 async def test_cluster_scoped_objects_get_events_in_default(admin: httpx.AsyncClient, api: ApiClient) -> None:

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from trinet.kube.config import KubeConfig, KubeConfigError
+from trinet.logs import event
 
 __all__ = ["ApiClient", "ApiError", "Status", "TokenSource"]
 
@@ -104,7 +105,8 @@ class TokenSource:
             except OSError as exc:
                 if self._cached is None:
                     raise ApiError(401, "TokenUnreadable", f"cannot read token file {self._file}: {exc}") from exc
-                log.warning("cannot re-read token file %s (%s); keeping the previous token", self._file, exc)
+                event(log, logging.WARNING, "token-reread-failed", file=self._file, error=str(exc),
+                      action="keeping the previous token")  # fmt: skip
             self._read_at = now
         return self._cached
 

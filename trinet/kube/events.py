@@ -21,6 +21,7 @@ import msgspec
 
 from trinet.kube.client import ApiClient, ApiError
 from trinet.kube.resources import resource_for
+from trinet.logs import event
 
 __all__ = ["EventWriter", "TokenBucket"]
 
@@ -95,7 +96,8 @@ class EventWriter:
         try:
             await self._emit(obj, type, reason, note[:_MAX_NOTE], action)
         except (ApiError, httpx.HTTPError, msgspec.DecodeError, TypeError) as exc:
-            log.warning("could not write event %s/%s about %s: %s", reason, action, _describe(obj), exc)
+            event(log, logging.WARNING, "event-write-failed", reason=reason, action=action, regarding=_describe(obj),
+                  error=str(exc))  # fmt: skip
 
     async def _emit(self, obj: Any, type_: str, reason: str, note: str, action: str) -> None:
         resource = resource_for(obj)
@@ -113,7 +115,7 @@ class EventWriter:
             return
         if not (self._global.take() and self._object_bucket(regarding).take()):
             self.dropped += 1
-            log.debug("event %s about %s dropped by the rate limit", reason, _describe(obj))
+            event(log, logging.DEBUG, "event-rate-limited", reason=reason, regarding=_describe(obj))
             return
         namespace = meta.namespace or "default"
         name = f"{meta.name}.{time.time_ns():x}"

@@ -31,6 +31,7 @@ from trinet.kube.backoff import Backoff
 from trinet.kube.client import ApiClient, ApiError, Status
 from trinet.kube.resources import Resource
 from trinet.kube.store import Change, ClusterStore
+from trinet.logs import event
 
 __all__ = ["Reflector", "ReflectorOptions", "ReflectorStats"]
 
@@ -137,27 +138,30 @@ class Reflector:
                 await self._step()
             except httpx.TimeoutException as exc:
                 self.stats.stalls += 1
-                log.warning("%s: watch stalled or timed out (%s); re-watching", name, type(exc).__name__)
+                event(log, logging.WARNING, "watch-stalled", resource=name, error=type(exc).__name__,
+                      action="re-watching")  # fmt: skip
                 if self._need_sync:
                     delay = self._failed()
             except ApiError as exc:
                 if exc.expired:
-                    log.info("%s: resourceVersion %s expired (%s); relisting", name, self.resource_version, exc)
+                    event(log, logging.INFO, "watch-expired", resource=name, resource_version=self.resource_version,
+                          error=str(exc), action="relisting")  # fmt: skip
                     self._need_sync = True
                     continue
                 delay = self._failed()
                 if exc.code == 429:
                     delay = max(delay, exc.retry_after or 0.0)
-                    log.warning("%s: throttled (429); retrying in %.1fs", name, delay)
+                    event(log, logging.WARNING, "api-throttled", resource=name, code=429, retry_in=round(delay, 1))
                 elif exc.code in (401, 403):
-                    log.error(  # noqa: TRY400 (an expected condition: no traceback)
-                        "%s: API server refused our credentials (%s); retrying in %.1fs", name, exc, delay
-                    )
+                    event(log, logging.ERROR, "api-credentials-refused", resource=name, code=exc.code, error=str(exc),
+                          retry_in=round(delay, 1))  # fmt: skip
                 else:
-                    log.warning("%s: API error (%s); retrying in %.1fs", name, exc, delay)
+                    event(log, logging.WARNING, "api-error", resource=name, code=exc.code, error=str(exc),
+                          retry_in=round(delay, 1))  # fmt: skip
             except (httpx.TransportError, msgspec.DecodeError) as exc:
                 delay = self._failed()
-                log.warning("%s: connection or stream error (%r); retrying in %.1fs", name, exc, delay)
+                event(log, logging.WARNING, "api-connection-error", resource=name, error=repr(exc),
+                      retry_in=round(delay, 1))  # fmt: skip
             if delay:
                 await trio.sleep(delay)
 
@@ -172,7 +176,8 @@ class Reflector:
                 try:
                     await self._watch(initial=True)
                 except _WatchListRefused as exc:
-                    log.info("%s: WatchList not offered (%s); using LIST", self.resource.name, exc)
+                    event(log, logging.INFO, "watch-list-unavailable", resource=self.resource.name, error=str(exc),
+                          action="using LIST")  # fmt: skip
                     self._watch_list = False
                 else:
                     return
@@ -191,19 +196,15 @@ class Reflector:
                 body = await self.api.request("GET", self._path, params=params)
             except ApiError as exc:
                 if exc.expired and cont:
-                    log.info("%s: continue token expired during the list; restarting it", self.resource.name)
+                    event(log, logging.INFO, "list-continue-expired", resource=self.resource.name,
+                          action="restarting the list")  # fmt: skip
                     items, cont = [], ""
                     continue
                 raise
             meta, page = self.resource.decode_list(body)
             items.extend(page)
-            log.debug(
-                "%s: listed %d (%d so far), continue=%s",
-                self.resource.name,
-                len(page),
-                len(items),
-                bool(meta.continue_),
-            )
+            event(log, logging.DEBUG, "list-page", resource=self.resource.name, items=len(page), total=len(items),
+                  more=bool(meta.continue_))  # fmt: skip
             cont = meta.continue_
             if not cont:
                 break
@@ -303,7 +304,8 @@ class Reflector:
                 return
             change = self.store.delete(self.store.key_of(obj))
         else:
-            log.warning("%s: ignoring watch event of unknown type %r", self.resource.name, kind)
+            event(log, logging.WARNING, "watch-event-unknown", resource=self.resource.name, type=kind,
+                  action="ignored")  # fmt: skip
             return
         self.resource_version = meta.resource_version
         if change is not None:

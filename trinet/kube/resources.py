@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from trinet.logs import event
 from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, ObjectMeta, Pod
 
 __all__ = [
@@ -131,7 +132,8 @@ class Resource(Generic[T]):
         try:
             obj: T = self._object.decode(raw)
         except msgspec.DecodeError as exc:
-            log.warning("skipping malformed %s %s: %s", self.kind, describe_raw(raw), exc)
+            event(log, logging.WARNING, "object-malformed", kind=self.kind, object=describe_raw(raw), error=str(exc),
+                  action="skipped")  # fmt: skip
             return None
         return obj
 
