@@ -107,7 +107,7 @@ def _summary(batch: nl.Batch) -> str:
 
 
 def _logged_attempt(attempt: int) -> bool:
-    """Attempts 1, 2, 4, 8, ... of a failing pod are logged at their normal level, the others at debug."""
+    """Attempts 1, 2, 4, 8, ... of a pod polled for its sandbox are logged at their level, the others at debug."""
     return attempt & (attempt - 1) == 0
 
 
@@ -219,12 +219,11 @@ class PodWorker:
     def finished(self, key: str, result: WorkResult) -> None:
         """After ``work``: schedule the retry of a failed pod (with its backoff), count the initial visit."""
         if result == "retry":
+            polling = self._polling(key)
             delay = self.backoff.next_delay(key)
-            waiting = self.sandbox_waits.get(key)
-            if waiting is not None and self.clock() - waiting < SANDBOX_WAIT:
-                delay = SANDBOX_POLL
+            delay = SANDBOX_POLL if polling else delay
             attempt = self.backoff.failures(key)
-            level = logging.INFO if _logged_attempt(attempt) else logging.DEBUG
+            level = logging.DEBUG if polling and not _logged_attempt(attempt) else logging.INFO
             event(log, level, "retry-scheduled", pod=key, delay_s=round(delay, 3), attempt=attempt)
             self.queue.add_after(key, delay)
         else:
@@ -233,6 +232,11 @@ class PodWorker:
             self.initial.discard(key)
             if not self.initial:
                 self.initial_done.set()
+
+    def _polling(self, key: str) -> bool:
+        """Is the pod's sandbox polled for (not there yet, for less than ``SANDBOX_WAIT``)?"""
+        waiting = self.sandbox_waits.get(key)
+        return waiting is not None and self.clock() - waiting < SANDBOX_WAIT
 
     def policed_count(self) -> int:
         return len(self._policed)
@@ -362,9 +366,11 @@ class PodWorker:
 
     def _netns_failed(self, key: str, reason: str, message: str) -> NoReturn:
         self.observer.netns_failure(key, reason)
-        level = logging.WARNING if _logged_attempt(self.backoff.failures(key) + 1) else logging.DEBUG
+        pending = reason in SANDBOX_PENDING
+        quiet = pending and self._polling(key) and not _logged_attempt(self.backoff.failures(key) + 1)
+        level = logging.DEBUG if quiet else logging.WARNING
         event(log, level, "netns-unavailable", pod=key, reason=reason, detail=message)
-        raise _Retry(f"netns: {reason}", sandbox_pending=reason in SANDBOX_PENDING)
+        raise _Retry(f"netns: {reason}", sandbox_pending=pending)
 
     async def _read_back(
         self, key: str, sock: nl.TrioNftSocket, state: PodState, desired: PodRuleset
