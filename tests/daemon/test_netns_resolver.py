@@ -61,14 +61,22 @@ def test_a_process_still_in_the_node_namespace_is_never_taken(stack: contextlib.
 
 
 def test_lookups_of_absent_pods_share_a_recent_scan(stack: contextlib.ExitStack) -> None:
-    """Pods polled for a late sandbox cost one /proc scan per interval between them, not one each."""
+    """Pods polled for a late sandbox cost one /proc scan per interval between them, not one each; a pod's first
+    lookup always scans (its process may have started a moment ago)."""
+    uids = [str(uuid.uuid4()) for _ in range(3)]
+    for reuse, scans in ((3600.0, 3), (0.0, 6)):
+        resolver = ProcfsResolver(scan_reuse=reuse)
+        for _ in range(2):  # first lookups, then the polls of the same (still absent) pods
+            for uid in uids:
+                with pytest.raises(NetnsError):
+                    resolver.resolve(uid, [])
+        assert resolver.scans == scans, reuse
     shared = ProcfsResolver(scan_reuse=3600)
-    for _ in range(3):
-        with pytest.raises(NetnsError):
-            shared.resolve(str(uuid.uuid4()), [])
-    assert shared.scans == 1
-    fresh = ProcfsResolver(scan_reuse=0)
-    for _ in range(3):
-        with pytest.raises(NetnsError):
-            fresh.resolve(str(uuid.uuid4()), [])
-    assert fresh.scans == 3
+    with pytest.raises(NetnsError):
+        shared.resolve(uids[0], [])
+    fabric = stack.enter_context(throwaway_netns("trinet-test-dfab"))
+    ip("link", "add", "br0", "type", "bridge", netns=fabric)
+    started = make_sandbox(stack, fabric, str(uuid.uuid4()))
+    found = shared.resolve(started.uid, ["net1"])  # first lookup of this pod: a fresh scan, not the recent one
+    assert found.pid == started.process.pid
+    assert shared.scans == 2

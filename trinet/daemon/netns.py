@@ -156,8 +156,9 @@ SCAN_REUSE = 0.1  # seconds: a scan started this recently answers every pod look
 class ProcfsResolver:
     """Pod UID -> network namespace, by scanning ``<host_prefix>/proc/*/cgroup``.
 
-    Scans are shared: one runs at a time, and one started less than ``scan_reuse`` seconds ago answers every
-    lookup of a pod it did not see, so pods polled for a late sandbox cost one scan per interval between them.
+    Scans are shared: one runs at a time, and one started less than ``scan_reuse`` seconds ago answers the
+    lookups of pods the previous scan did not find either (pods polled for a late sandbox), so those cost one
+    scan per interval between them. A pod's first lookup always scans afresh (its process may have just started).
     """
 
     def __init__(self, host_prefix: str = "", scan_reuse: float = SCAN_REUSE) -> None:
@@ -169,11 +170,13 @@ class ProcfsResolver:
         self._scanned_at: float | None = None  # time.monotonic() when the last scan started
         self._cache: dict[str, PodNetns] = {}
         self._index: dict[str, list[int]] = {}  # pod UID -> PIDs, as of the last scan
+        self._absent: set[str] = set()  # pod UIDs the last lookup found no process of (polled for their sandbox)
         self._own = own_netns()
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._cache.pop(uid.lower(), None)
+            self._absent.discard(uid.lower())
 
     def cached(self, uid: str, interfaces: Iterable[str] = ()) -> PodNetns | None:
         with self._lock:
@@ -213,11 +216,12 @@ class ProcfsResolver:
             pids.sort()
         return dict(found)
 
-    def _recent_index(self) -> dict[str, list[int]]:
-        """The index of a scan started less than ``scan_reuse`` ago, else of a new scan (one at a time)."""
+    def _recent_index(self, share: bool) -> dict[str, list[int]]:
+        """With ``share``, the index of a scan started less than ``scan_reuse`` ago; else (or if there is none) the
+        index of a new scan. One scan runs at a time."""
         with self._scan_lock:
             started = time.monotonic()
-            if self._scanned_at is not None and started - self._scanned_at < self.scan_reuse:
+            if share and self._scanned_at is not None and started - self._scanned_at < self.scan_reuse:
                 with self._lock:
                     return self._index
             index = self.scan()
@@ -244,9 +248,13 @@ class ProcfsResolver:
         if still:  # the last scan saw this pod: try its processes before reading every cgroup file again
             with contextlib.suppress(NetnsError):
                 return self._choose(uid, still, names)
-        pids = self._recent_index().get(uid, [])
+        with self._lock:
+            waiting = uid in self._absent
+        pids = self._recent_index(share=waiting).get(uid, [])
         if not pids:
             self.forget(uid)
+            with self._lock:
+                self._absent.add(uid)
             raise NetnsError("no-process", f"no process of pod {uid} under {self.proc} (not started, or gone)")
         return self._choose(uid, pids, names)
 
@@ -274,6 +282,8 @@ class ProcfsResolver:
                 problems.append(f"pid {candidate.pid}: {exc}")
                 continue
             if not missing:
+                with self._lock:
+                    self._absent.discard(uid)
                 return self._remember(uid, dataclasses.replace(candidate, interfaces=frozenset(names)))
             problems.append(f"pid {candidate.pid}: interface(s) {', '.join(missing)} missing")
         raise NetnsError("missing-interfaces", f"pod {uid}: no namespace holds its interfaces ({'; '.join(problems)})")
