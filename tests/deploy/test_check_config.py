@@ -7,6 +7,8 @@ with the ServiceAccount's token instead of the in-cluster configuration.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +22,23 @@ TRINET = Path(sys.executable).parent / "trinet"  # the console script the image'
 
 
 def check_config(docs: list[Doc], tmp_path: Path, credentials: Credentials) -> subprocess.CompletedProcess[str]:
-    view = container(docs, tmp_path / "container", node_name="node-a")
-    args, env = view.args, view.env
-    assert args[0] == "run"
-    kubeconfig = credentials.write_kubeconfig(tmp_path / "kubeconfig", credentials.daemon_token)
-    env |= {"TRINET_KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([str(TRINET), "check-config", *args[1:]], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    """`trinet check-config` with the container's arguments; a hostPath socket the manifest mounts (the runtime's
+    CRI socket, which check-config requires to exist) is stood in for by a unix socket listening in `tmp_path`."""
+    pod_spec = one(docs, "DaemonSet", "trinet")["spec"]["template"]["spec"]
+    host_sockets = [v["hostPath"]["path"] for v in pod_spec["volumes"] if v.get("hostPath", {}).get("type") == "Socket"]
+    with contextlib.ExitStack() as stack:
+        stand_ins = {}
+        for n, path in enumerate(host_sockets):
+            listener = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            listener.bind(str(tmp_path / f"runtime-{n}.sock"))
+            stand_ins[path] = str(tmp_path / f"runtime-{n}.sock")
+        view = container(docs, tmp_path / "container", node_name="node-a", host_paths=stand_ins)
+        args, env = view.args, view.env
+        assert args[0] == "run"
+        kubeconfig = credentials.write_kubeconfig(tmp_path / "kubeconfig", credentials.daemon_token)
+        env |= {"TRINET_KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
+        return subprocess.run([str(TRINET), "check-config", *args[1:]], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", ["default", "procfs", "cri"])

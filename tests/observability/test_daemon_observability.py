@@ -70,6 +70,8 @@ def test_every_family_is_served_and_counters_move(
     # failures: a transaction the kernel rejects (a leftover set of trinet's name but another type)
     rejected_before = scraper.value("trinet_failures", "trinet_failures_total", reason="rejected")
     late = cluster.pod("late", {"app": "other"})
+    key = f"{cluster.namespace}/late"  # visited first (read back: no table), so the later create is from "nothing"
+    wait_for(lambda: daemon.since(0, "table-adopted", pod=key, reason="first-seen"), "the late pod seen, no table")
     leftover = "table inet multi_networkpolicy {\nset ingress-net1-0.g1 {\ntype inet_service\nelements = { 1 }\n}\n}\n"
     subprocess.run(["ip", "netns", "exec", late.netns, "nft", "-f", "-"], input=leftover, text=True, check=True)
     cluster.patch_pod("late", {"metadata": {"labels": {"app": "server"}}})
