@@ -51,7 +51,7 @@ from netlink_nft._errors import (
     TransactionError,
     io_error,
 )
-from netlink_nft._netns import netns_id, socket_in_netns
+from netlink_nft._netns import netns_id, socket_and_id_in_netns
 
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
@@ -131,14 +131,17 @@ class NftSocket:
     ) -> NftSocket:
         """A socket in the namespace at path `netns` (`/proc/PID/ns/net`, `/run/netns/NAME`), or in ours."""
         try:
-            sock = _new_socket() if netns is None else socket_in_netns(netns, _new_socket)
+            if netns is None:
+                sock, ident = _new_socket(), None
+            else:
+                sock, ident = socket_and_id_in_netns(netns, _new_socket)
         except OSError as exc:
             if isinstance(exc, NftError):
                 raise
             raise io_error(exc, f"opening a netlink socket in {netns or 'our namespace'}") from exc
         try:
             nft = cls(sock, max_batch_bytes=max_batch_bytes, end_ack=end_ack)
-            nft.netns_id = netns_id(netns or "/proc/thread-self/ns/net")
+            nft.netns_id = ident or netns_id("/proc/thread-self/ns/net")
         except OSError as exc:
             sock.close()
             if isinstance(exc, NftError):
@@ -243,6 +246,8 @@ class NftSocket:
                     continue
                 message = encoded.message_at(seq)
                 errors.append(MessageError(message, code, _error_offset(flags, payload)))
+            if end_acked:  # the kernel queues BATCH_END's acknowledgement after every other reply to the batch
+                break
         if errors:
             raise TransactionError(tuple(errors))
         if end_acked:

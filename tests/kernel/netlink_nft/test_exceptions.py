@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 
 import pytest
 
@@ -30,7 +29,7 @@ from netlink_nft import (
     saddr,
 )
 from netlink_nft._const import NFT_MSG_GETTABLE, NFTA_TABLE_NAME
-from netlink_nft._netns import _Opener, wait
+from netlink_nft._netns import Request, _Opener, wait
 from netlink_nft._tlv import strz
 from tests.support.netns import netns_path
 
@@ -77,7 +76,7 @@ def _socket() -> socket.socket:
 def test_requests_racing_an_idle_opener_thread_are_all_served(netns: str) -> None:
     """idle=0: the thread ends whenever its queue runs dry, so submissions keep racing its exit."""
     opener = _Opener(idle=0.0)
-    futures: list[Future[socket.socket]] = []
+    futures: list[Request] = []
     lock = threading.Lock()
 
     def submit_many() -> None:
