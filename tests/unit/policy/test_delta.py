@@ -13,7 +13,16 @@ from tests.unit.policy.builders import World, pod, property_settings
 from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import PodRuleset
-from trinet.policy.delta import Delta, ElementDelta, FullSwap, NoChange, SetElementChange, delta, sorted_diff
+from trinet.policy.delta import (
+    _MAX_STEP,
+    Delta,
+    ElementDelta,
+    FullSwap,
+    NoChange,
+    SetElementChange,
+    delta,
+    sorted_diff,
+)
 
 
 def test_unchanged_ruleset_is_no_change() -> None:
@@ -102,6 +111,28 @@ def test_sorted_diff_is_the_set_difference_in_order(old: set[int], new: set[int]
     removed, added = sorted_diff(a, b)
     assert removed == tuple(((x, x),) for x in sorted(old - new))
     assert added == tuple(((x, x),) for x in sorted(new - old))
+
+
+@property_settings
+@given(
+    size=st.integers(0, 3 * _MAX_STEP),
+    gone=st.sets(st.integers(0, 3 * _MAX_STEP), max_size=6),
+    came=st.sets(st.integers(-1, 3 * _MAX_STEP), max_size=6),
+    shared=st.booleans(),
+)
+def test_sorted_diff_of_runs_longer_than_the_gallop_stride(
+    size: int, gone: set[int], came: set[int], shared: bool
+) -> None:
+    """A few changes anywhere in sets longer than ``_MAX_STEP``, so that common runs span capped strides and the
+    halving starts from a capped bracket; the new set's unchanged elements are the old objects or equal copies."""
+    old = tuple(((2 * x, 2 * x),) for x in range(size))
+    kept = {2 * x for x in range(size) if x not in gone}
+    values = sorted(kept | {2 * x + 1 for x in came})
+    by_value = {e[0][0]: e for e in old}
+    new = tuple(by_value[v] if shared and v in by_value else ((v, v),) for v in values)
+    removed, added = sorted_diff(old, new)
+    assert removed == tuple(((2 * x, 2 * x),) for x in sorted(gone) if x < size)
+    assert added == tuple(((2 * x + 1, 2 * x + 1),) for x in sorted(came))
 
 
 def test_sorted_diff_of_a_large_set_with_a_few_changes() -> None:
