@@ -7,13 +7,20 @@ O(n) step, in C: not ours to avoid while rulesets are immutable tuples); ``trans
 ``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of ``desired`` is a new
 object (as after a recompile: the unchanged runs are then compared by value, in C); ``encode`` the batch to bytes;
 ``apply`` the kernel transaction (encode + sendmsg + acknowledgements). ``x10`` is ``transaction + apply`` against
-the 10-address row of the same run.
+the 10-address row of the same run. ``fresh`` is timed in a pass of its own: its value comparisons sweep megabytes,
+and timed in between they made the next ``encode`` and ``apply`` look as if they grew with the set (cold caches and
+fresh pages, not the garbage collector and not the kernel: both stay flat without it).
+
+Then the daemon's whole path for the same change, with real pods (``recompile``): one peer pod more in the store,
+the next ``Snapshot`` (reusing the parsed pods of the previous one), ``compile`` of the server pod, ``transaction``
+from what is installed (every element a new object, cold after the compile) and ``apply``; ``frozen`` is the same
+total after ``gc.freeze()`` of everything alive before the change (what the daemon could do after its first sync).
 
 Then the process's RSS while the 10,000-address pod goes through 100,000 such changes, each adding an address never
 seen before (and removing the previous one, so the kernel's set keeps its size): flat RSS means no memo grows with
 history. ``memo`` counts the entries of to_netlink's memos.
 
-Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_peer_churn [--changes N]
+Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_peer_churn [--changes N] [--recompile-max N]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import gc
+import ipaddress
 import statistics
 import time
 
@@ -28,8 +36,8 @@ import msgspec
 
 from netlink_nft import NftSocket
 from tests.support.netns import netns_path, throwaway_netns
-from tests.unit.policy.builders import World, nad, pod, policy
-from trinet.policy import PodRuleset
+from tests.unit.policy.builders import World, nad, namespace, pod, policy
+from trinet.policy import PodRuleset, Snapshot, compile
 from trinet.policy.to_netlink import Installed, mapping, transaction
 
 SIZES = (10, 1_000, 10_000, 100_000)
@@ -86,10 +94,6 @@ def measure(size: int) -> dict[str, float]:
             start = time.perf_counter()
             desired = added(installed.ruleset, NEW + i)
             samples["model"].append(_ms(start))
-            fresh = msgspec.json.decode(msgspec.json.encode(desired), type=PodRuleset)
-            start = time.perf_counter()
-            transaction(installed, fresh)
-            samples["fresh"].append(_ms(start))
             start = time.perf_counter()
             batch, after = transaction(installed, desired)
             samples["transaction"].append(_ms(start))
@@ -103,6 +107,11 @@ def measure(size: int) -> dict[str, float]:
             back, installed = transaction(after, base)  # and out again, untimed: every round adds to `size`
             assert back is not None and installed == Installed(base, 1)
             sock.apply(back)
+    for i in range(REPS):
+        fresh = msgspec.json.decode(msgspec.json.encode(added(installed.ruleset, NEW + i)), type=PodRuleset)
+        start = time.perf_counter()
+        transaction(installed, fresh)
+        samples["fresh"].append(_ms(start))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -141,9 +150,81 @@ def churn(size: int, changes: int) -> None:
             previous = NEW + i
 
 
+def _address(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+def recompile(size: int, reps: int) -> dict[str, float]:
+    """Medians of the daemon's path for one peer pod more, around a server pod whose peers are ``size`` pods."""
+    server = pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])])
+    store = {"ns/s": server} | {
+        f"ns/a{i}": pod(f"ns/a{i}", {"app": "a"}, [("ns/net1", "net1", [_address(BASE + i)])]) for i in range(size)
+    }
+    policies = [policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [{"podSelector": {
+        "matchLabels": {"app": "a"}}}]}]})]  # fmt: skip
+    nads, namespaces = [nad("ns/net1")], [namespace("ns")]
+    snapshot = Snapshot(store.values(), namespaces, policies, nads)
+    samples: dict[str, list[float]] = {k: [] for k in ("snapshot", "compile", "transaction", "apply", "frozen")}
+    with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
+        batch, installed = transaction(None, compile(snapshot, server))
+        assert batch is not None and installed is not None
+        sock.apply(batch)
+        for frozen in (False, True):
+            gc.collect()
+            if frozen:
+                gc.freeze()
+            for i in range(reps):
+                newcomer = pod(f"ns/new{i}", {"app": "a"}, [("ns/net1", "net1", [_address(NEW + i)])])
+                pods = [*store.values(), newcomer]
+                start = time.perf_counter()
+                later = Snapshot(pods, namespaces, policies, nads, previous=snapshot)
+                took = {"snapshot": _ms(start)}
+                start = time.perf_counter()
+                desired = compile(later, server)
+                took["compile"] = _ms(start)
+                start = time.perf_counter()
+                batch, after = transaction(installed, desired)
+                took["transaction"] = _ms(start)
+                assert batch is not None and after is not None and len(batch) == 1
+                start = time.perf_counter()
+                sock.apply(batch)
+                took["apply"] = _ms(start)
+                if frozen:
+                    samples["frozen"].append(sum(took.values()))
+                else:
+                    for key, value in took.items():
+                        samples[key].append(value)
+                back, _ = transaction(after, installed.ruleset)  # and out again, untimed
+                assert back is not None
+                sock.apply(back)
+            gc.unfreeze()
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def recompile_table(sizes: tuple[int, ...]) -> None:
+    print("\nThe daemon's path, one peer pod more: Snapshot + compile + transaction + apply (medians, ms)")
+    print(
+        f"| {'peers':>7} | {'snapshot':>8} | {'compile':>8} | {'transaction':>11} | {'apply':>7} | {'total':>8} | "
+        f"{'frozen':>8} | {'x10':>6} |"
+    )
+    print(f"|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 8}|")
+    first: float | None = None
+    for size in sizes:
+        m = recompile(size, REPS if size <= 10_000 else 11)
+        total = m["snapshot"] + m["compile"] + m["transaction"] + m["apply"]
+        first = first or total
+        print(
+            f"| {size:>7,} | {m['snapshot']:>8.3f} | {m['compile']:>8.3f} | {m['transaction']:>11.3f} | "
+            f"{m['apply']:>7.3f} | {total:>8.3f} | {m['frozen']:>8.3f} | {total / first:>6.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--changes", type=int, default=100_000, help="changes in the RSS run (default 100,000)")
+    parser.add_argument(
+        "--recompile-max", type=int, default=100_000, help="largest peer count of the daemon-path table (0: skip)"
+    )
     args = parser.parse_args()
     print(f"One peer added through to_netlink.transaction, build + encode + apply (medians of {REPS})")
     print(
@@ -161,6 +242,7 @@ def main() -> None:
             f"{m['encode']:>9.3f} | {m['apply']:>8.3f} | {total:>8.3f} | {total / first:>5.2f} |"
         )
     churn(10_000, args.changes)
+    recompile_table(tuple(size for size in SIZES if size <= args.recompile_max))
 
 
 if __name__ == "__main__":
