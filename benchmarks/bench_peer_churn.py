@@ -1,6 +1,6 @@
-"""Peer churn through the daemon's own path: one peer added to a pod whose peer set holds 10 / 1,000 / 10,000 /
-100,000 addresses, as ``to_netlink.transaction(installed, desired)`` builds it, encoded and applied in a netns
-(a kept socket, as the daemon keeps one per pod). Goal: the same cost whatever the set size.
+"""Peer churn through the daemon's own path: one peer added (in the middle of the set) to a pod whose peer set holds
+10 / 1,000 / 10,000 / 100,000 addresses, as ``to_netlink.transaction(installed, desired)`` builds it, encoded and
+applied in a netns (a kept socket, as the daemon keeps one per pod). Goal: the same cost whatever the set size.
 
 Columns (medians): ``model`` builds the desired ruleset with the one new address (a sorted tuple insert, the only
 O(n) step, in C: not ours to avoid while rulesets are immutable tuples); ``transaction`` is
@@ -42,8 +42,8 @@ from trinet.policy.to_netlink import Installed, mapping, transaction
 
 SIZES = (10, 1_000, 10_000, 100_000)
 REPS = 41
-BASE = 10 << 24 | 2 << 16  # 10.2.0.0: the synthetic peers, one address each
-NEW = 10 << 24 | 200 << 16  # 10.200.0.0 upwards: the peers that arrive
+BASE = 10 << 24 | 2 << 16  # 10.2.0.0: the synthetic peers, one address each, at even offsets
+NEW = 10 << 24 | 200 << 16  # 10.200.0.0 upwards: the peers that arrive in the RSS run
 
 
 def peer_ruleset(size: int) -> PodRuleset:
@@ -56,7 +56,13 @@ def peer_ruleset(size: int) -> PodRuleset:
     )  # fmt: skip
     ruleset = world.ruleset("ns/s")
     (peers,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr",) and not s.interval]
-    return _with_elements(ruleset, peers.name, tuple(((a, a),) for a in range(BASE, BASE + size)))
+    return _with_elements(ruleset, peers.name, tuple(((a, a),) for a in range(BASE, BASE + 2 * size, 2)))
+
+
+def arrival(size: int, i: int) -> int:
+    """The address of the ``i``-th peer to arrive at a set of ``size``: odd, so it lands between two present peers,
+    in the middle of the set (real addresses land anywhere; an append would be the cheapest case of the diff)."""
+    return BASE + (size | 1) + 2 * i
 
 
 def _with_elements(ruleset: PodRuleset, name: str, elements: tuple[tuple[tuple[int, int]], ...]) -> PodRuleset:
@@ -92,7 +98,7 @@ def measure(size: int) -> dict[str, float]:
         sock.apply(batch)
         for i in range(REPS):
             start = time.perf_counter()
-            desired = added(installed.ruleset, NEW + i)
+            desired = added(installed.ruleset, arrival(size, i))
             samples["model"].append(_ms(start))
             start = time.perf_counter()
             batch, after = transaction(installed, desired)
@@ -108,7 +114,7 @@ def measure(size: int) -> dict[str, float]:
             assert back is not None and installed == Installed(base, 1)
             sock.apply(back)
     for i in range(REPS):
-        fresh = msgspec.json.decode(msgspec.json.encode(added(installed.ruleset, NEW + i)), type=PodRuleset)
+        fresh = msgspec.json.decode(msgspec.json.encode(added(installed.ruleset, arrival(size, i))), type=PodRuleset)
         start = time.perf_counter()
         transaction(installed, fresh)
         samples["fresh"].append(_ms(start))
@@ -158,7 +164,7 @@ def recompile(size: int, reps: int) -> dict[str, float]:
     """Medians of the daemon's path for one peer pod more, around a server pod whose peers are ``size`` pods."""
     server = pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])])
     store = {"ns/s": server} | {
-        f"ns/a{i}": pod(f"ns/a{i}", {"app": "a"}, [("ns/net1", "net1", [_address(BASE + i)])]) for i in range(size)
+        f"ns/a{i}": pod(f"ns/a{i}", {"app": "a"}, [("ns/net1", "net1", [_address(BASE + 2 * i)])]) for i in range(size)
     }
     policies = [policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [{"podSelector": {
         "matchLabels": {"app": "a"}}}]}]})]  # fmt: skip
@@ -174,7 +180,7 @@ def recompile(size: int, reps: int) -> dict[str, float]:
             if frozen:
                 gc.freeze()
             for i in range(reps):
-                newcomer = pod(f"ns/new{i}", {"app": "a"}, [("ns/net1", "net1", [_address(NEW + i)])])
+                newcomer = pod(f"ns/new{i}", {"app": "a"}, [("ns/net1", "net1", [_address(arrival(size, i))])])
                 pods = [*store.values(), newcomer]
                 start = time.perf_counter()
                 later = Snapshot(pods, namespaces, policies, nads, previous=snapshot)
