@@ -2,12 +2,15 @@
 
 Building a batch is pure: each message records the model object it came from (`Message.subject`) so that the
 transport can name the offending object when the kernel rejects a message. The same sequence of calls always
-gives the same bytes.
+gives the same bytes. A batch is a list of segments (`_plans`): the messages of sets and rules are framed once per
+object and reused by every batch that holds the object; `encode` joins them and numbers the messages.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import struct
 import sys
 from collections.abc import Iterable
@@ -33,26 +36,18 @@ from netlink_nft._const import (
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
     NFT_MSG_NEWTABLE,
-    NFTA_RULE_EXPRESSIONS,
-    NFTA_SET_ELEM_LIST_SET_ID,
-    NFTA_SET_ID,
     NFTA_SET_NAME,
     NFTA_SET_TABLE,
     NLM_F_ACK,
-    NLM_F_APPEND,
-    NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REQUEST,
 )
 from netlink_nft._elements import SetElement
 from netlink_nft._model import Chain, Rule, Set, Table
+from netlink_nft._plans import Segment, Subject
 
-Subject = Table | Chain | Set | Rule
-
-_NLMSG = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
+_BEGIN_END = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
 _RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)
-_CREATE = NLM_F_REQUEST | NLM_F_CREATE
-_BE32 = struct.Struct(">I")
 
 MESSAGE_NAMES = {
     NFT_MSG_NEWTABLE: "NEWTABLE",
@@ -88,42 +83,13 @@ class Message:
         return f"{MESSAGE_NAMES.get(self.kind, self.kind)} {self.subject}{detail}"
 
 
-class _Log:
-    """The messages of a batch, kept column by column: a pod's batch has a hundred messages and is built for
-    every update, and one `Message` object per message (plus the garbage collections those allocations trigger)
-    cost more than encoding them; `Message` values are made only when asked for (errors, inspection)."""
+def _message(part: Segment, index: int) -> Message:
+    kind, flags, family, body = part.message(index)
+    return Message(kind, flags, family, body, part.subject, part.details[index])
 
-    __slots__ = ("bodies", "details", "families", "flags", "kinds", "subjects")
 
-    def __init__(self) -> None:
-        self.kinds: list[int] = []
-        self.flags: list[int] = []
-        self.families: list[int] = []
-        self.bodies: list[bytes] = []
-        self.subjects: list[Subject] = []
-        self.details: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.kinds)
-
-    def copy(self) -> _Log:
-        log = _Log()
-        log.kinds, log.flags, log.families = self.kinds[:], self.flags[:], self.families[:]
-        log.bodies, log.subjects, log.details = self.bodies[:], self.subjects[:], self.details[:]
-        return log
-
-    def message(self, index: int) -> Message:
-        return Message(
-            self.kinds[index],
-            self.flags[index],
-            self.families[index],
-            self.bodies[index],
-            self.subjects[index],
-            self.details[index],
-        )
-
-    def messages(self) -> tuple[Message, ...]:
-        return tuple(map(Message, self.kinds, self.flags, self.families, self.bodies, self.subjects, self.details))
+def _messages(parts: Iterable[Segment]) -> tuple[Message, ...]:
+    return tuple(_message(part, i) for part in parts for i in range(len(part.offsets)))
 
 
 @dataclass(frozen=True)
@@ -132,55 +98,57 @@ class EncodedBatch:
 
     data: bytes
     first_seq: int
-    log: _Log = field(repr=False, compare=False)
+    parts: tuple[Segment, ...] = field(repr=False, compare=False)
+    count: int  # the number of messages between BATCH_BEGIN and BATCH_END
     acked_each: bool = False  # every message carries NLM_F_ACK (commit confirmation on kernels before 6.10)
-
-    @property
-    def count(self) -> int:
-        """The number of messages between BATCH_BEGIN and BATCH_END."""
-        return len(self.log)
 
     @functools.cached_property
     def messages(self) -> tuple[Message, ...]:
-        return self.log.messages()
+        return _messages(self.parts)
 
     @property
     def end_seq(self) -> int:
-        return self.first_seq + len(self.log) + 1
+        return self.first_seq + self.count + 1
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        """The index of each part's first message."""
+        return list(itertools.accumulate((len(p.offsets) for p in self.parts[:-1]), initial=0)) if self.parts else []
 
     def message_at(self, seq: int) -> Message | None:
         """The message sent with `seq` (None for BATCH_BEGIN/END)."""
         index = seq - self.first_seq - 1
-        return self.log.message(index) if 0 <= index < len(self.log) else None
+        if not 0 <= index < self.count:
+            return None
+        at = bisect.bisect_right(self._starts, index) - 1
+        return _message(self.parts[at], index - self._starts[at])
 
 
-def _frame(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
-    return _NLMSG.pack(20 + len(body), kind, flags, seq, 0, family, 0, res_id) + body
+def _frame(kind: int, flags: int, seq: int, body: bytes) -> bytes:
+    return _BEGIN_END.pack(20 + len(body), kind, flags, seq, 0, 0, 0, _RES_ID_NFTABLES) + body
 
 
 class Batch:
-    """Builder of one transaction. Objects are added in call order; sets get transaction ids (`NFTA_SET_ID`)."""
+    """Builder of one transaction: objects are added in call order, each as a segment of framed messages."""
 
     def __init__(self) -> None:
-        self._log = _Log()
-        self._set_ids: dict[_plans.SetKey, int] = {}
-        self._last_set_id = 0
+        self._parts: list[Segment] = []
+        self._count = 0
+        self._set_ids: set[int] = set()  # the transaction ids of the sets created so far
 
     @property
     def messages(self) -> tuple[Message, ...]:
-        return self._log.messages()
+        return _messages(self._parts)
 
     def __len__(self) -> int:
-        return len(self._log)
+        return self._count
+
+    def _append(self, part: Segment) -> None:
+        self._parts.append(part)
+        self._count += len(part.offsets)
 
     def _add(self, kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> None:
-        log = self._log
-        log.kinds.append(kind)
-        log.flags.append(flags)
-        log.families.append((subject if type(subject) is Table else subject.table).family)  # type: ignore[union-attr]
-        log.bodies.append(body)
-        log.subjects.append(subject)
-        log.details.append(detail)
+        self._append(_plans.single(kind, flags, subject, body, detail))
 
     # --- tables --------------------------------------------------------------------------------------------------
 
@@ -203,7 +171,7 @@ class Batch:
     # --- chains --------------------------------------------------------------------------------------------------
 
     def add_chain(self, chain: Chain) -> None:
-        self._add(NFT_MSG_NEWCHAIN, _CREATE, chain, _objects.encode_chain(chain))
+        self._add(NFT_MSG_NEWCHAIN, _plans.CREATE, chain, _objects.encode_chain(chain))
 
     def delete_chain(self, chain: Chain) -> None:
         self._add(NFT_MSG_DELCHAIN, NLM_F_REQUEST, chain, _objects.encode_chain_ref(chain))
@@ -219,13 +187,9 @@ class Batch:
     def add_set(self, set_: Set, *, flush: bool = False) -> None:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
-        set_id = self._new_set_id()
-        self._set_ids[_plans.set_key(set_.table, set_.name)] = set_id
-        plan = _plans.set_plan(set_)
-        self._add(NFT_MSG_NEWSET, _CREATE, set_, plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail)
-        if flush:
-            self._add(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, plan.ref, "flush")
-        self._planned_elements(set_, plan, set_id)
+        part = _plans.set_plan(set_).segment(flush)
+        self._set_ids.update(part.set_ids)  # a named set's id may repeat (the same set twice): never looked up
+        self._append(part)
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -238,46 +202,31 @@ class Batch:
         self._add(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _set_ref(set_), "flush")
 
     def add_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
-        set_id = self._set_ids.get(_plans.set_key(set_.table, set_.name))
-        self._elements(NFT_MSG_NEWSETELEM, _CREATE, set_, _spec(set_), set_id, _normalised(set_, elements))
+        self._elements(NFT_MSG_NEWSETELEM, _plans.CREATE, set_, _normalised(set_, elements))
 
     def delete_elements(self, set_: Set, elements: Iterable[SetElement]) -> None:
         """Delete elements; ranges of interval sets must be exactly those in the set."""
-        set_id = self._set_ids.get(_plans.set_key(set_.table, set_.name))
-        self._elements(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _spec(set_), set_id, _normalised(set_, elements))
+        self._elements(NFT_MSG_DELSETELEM, NLM_F_REQUEST, set_, _normalised(set_, elements))
 
-    def _new_set_id(self) -> int:
-        self._last_set_id += 1
-        return self._last_set_id
-
-    def _elements(
-        self,
-        kind: int,
-        flags: int,
-        subject: Set | Rule,
-        spec: _sets.SetSpec,
-        set_id: int | None,
-        elements: tuple[SetElement, ...],
-    ) -> None:
-        for body in _sets.encode_element_lists(spec, set_id, elements):
-            self._add(kind, flags, subject, body, f"elements of {spec.name}")
-
-    def _planned_elements(self, subject: Set | Rule, plan: _plans.SetPlan, set_id: int) -> None:
-        """NEWSETELEM messages with all the elements of a planned set, created in this batch as `set_id`."""
-        head = plan.elements_head + _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
-        for nest in plan.element_nests:
-            self._add(NFT_MSG_NEWSETELEM, _CREATE, subject, head + nest, plan.detail)
+    def _elements(self, kind: int, flags: int, set_: Set, elements: tuple[SetElement, ...]) -> None:
+        spec = _plans.spec_of(set_)
+        detail = f"elements of {spec.name}"
+        messages = [(kind, flags, body, detail) for body in _sets.encode_element_lists(spec, None, elements)]
+        if messages:
+            self._append(_plans.segment(set_, set_.table.family, messages))
 
     # --- rules ---------------------------------------------------------------------------------------------------
 
     def add_rule(self, rule: Rule) -> None:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
         plan = _plans.rule_plan(rule)
-        body = plan.body
-        if body is None:
-            exprs = [e if type(e) is bytes else self._bound(rule, e) for e in plan.exprs]  # type: ignore[arg-type]
-            body = plan.head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + plan.tail
-        self._add(NFT_MSG_NEWRULE, _CREATE | NLM_F_APPEND, rule, body)
+        part = plan.segment
+        if part.set_ids:
+            used = self._set_ids
+            if not used.isdisjoint(part.set_ids):  # an anonymous set binds to one rule: this use gets sets of its own
+                part = _plans.bind(rule, plan.head, plan.exprs, plan.tail)
+            used.update(part.set_ids)
+        self._append(part)
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -286,42 +235,31 @@ class Batch:
     def destroy_rule(self, rule: Rule) -> None:
         self._add(NFT_MSG_DESTROYRULE, NLM_F_REQUEST, rule, _objects.encode_rule_ref(rule))
 
-    def _bound(self, rule: Rule, lookup: _plans.NamedLookup | _plans.AnonymousLookup) -> bytes:
-        """The lookup's encoding with the transaction id of its set; an anonymous set is created here."""
-        if type(lookup) is _plans.NamedLookup:
-            named_id = self._set_ids.get(lookup.key)
-            return lookup.unbound if named_id is None else lookup.head + _BE32.pack(named_id) + lookup.tail
-        assert isinstance(lookup, _plans.AnonymousLookup)
-        set_id = self._new_set_id()
-        plan = lookup.set
-        body = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
-        self._add(NFT_MSG_NEWSET, _CREATE, rule, body, "anonymous set")
-        self._planned_elements(rule, plan, set_id)
-        return lookup.head + _BE32.pack(set_id) + lookup.tail
-
     # --- encoding ------------------------------------------------------------------------------------------------
 
     def encode(self, seq: int = 0, *, genid: int | None = None, ack_each: bool = False) -> EncodedBatch:
         """Frame the messages with BATCH_BEGIN (seq) and BATCH_END; both END and, with `ack_each`, every message
         request an acknowledgement, so that the transport can confirm the commit on every kernel."""
-        begin_body = b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
-        parts = [_frame(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, _RES_ID_NFTABLES, begin_body)]
-        subsys = NFNL_SUBSYS_NFTABLES << 8
-        extra = NLM_F_ACK if ack_each else 0
-        pack = _NLMSG.pack
-        log = self._log
-        for offset, kind, flags, family, body in zip(
-            range(seq + 1, seq + 1 + len(log)), log.kinds, log.flags, log.families, log.bodies, strict=True
-        ):
-            parts.append(pack(20 + len(body), subsys | kind, flags | extra, offset, 0, family, 0, 0))
-            parts.append(body)
-        end_seq = seq + len(log) + 1
-        parts.append(_frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, end_seq, 0, _RES_ID_NFTABLES, b""))
-        return EncodedBatch(b"".join(parts), seq, log.copy(), ack_each)
-
-
-def _spec(set_: Set) -> _sets.SetSpec:
-    return _sets.SetSpec(set_.table.name, set_.name, set_.key, set_.interval, set_.constant, set_.data)
+        parts = tuple(self._parts)
+        count = self._count
+        begin = _frame(
+            NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
+        )
+        end = _frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, seq + count + 1, b"")
+        data = bytearray(b"".join([begin, *(p.data for p in parts), end]))
+        words = memoryview(data).cast("I")  # messages are 4-byte aligned: write sequence numbers as native words
+        position = len(begin)
+        number = seq + 1
+        for part in parts:
+            for offset in part.offsets:
+                words[(position + offset + 8) >> 2] = number & 0xFFFFFFFF
+                number += 1
+            if ack_each:
+                for offset in part.offsets:
+                    data[position + offset + _plans.ACK_FLAG_BYTE] |= NLM_F_ACK
+            position += len(part.data)
+        words.release()
+        return EncodedBatch(bytes(data), seq, parts, count, ack_each)
 
 
 def _set_ref(set_: Set) -> bytes:

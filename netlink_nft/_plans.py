@@ -1,10 +1,18 @@
-"""Wire plans: a set's or a rule's messages without their batch-local set ids, encoded once per object.
+"""Wire segments: an object's messages, framed once and spliced whole into every batch that holds the object.
 
 Why: a daemon's rulesets share their `Set` and `Rule` objects (trinet's mapping memoises them per policy), so the
 same object goes into many batches; over a 1,000-pod cluster, 1,415 distinct sets make 6,402 set uses and 2,854
-distinct rules make 14,129 rule uses. Everything in their messages but the transaction ids of sets created in the
-batch (`NFTA_SET_ID`, `NFTA_SET_ELEM_LIST_SET_ID`, a lookup's set id) is the same in every batch, so it is encoded
-the first time and the batch only splices the ids in: the bytes are those of encoding from scratch.
+distinct rules make 14,129 rule uses. A `Segment` holds an object's messages already framed (netlink header and
+nfgenmsg included, sequence number 0 and no NLM_F_ACK), so a batch only lists segments, and encoding joins them
+and writes each message's sequence number.
+
+What makes the bytes batch-independent: transaction ids (NEWSET requires one) come from one process-wide counter,
+given to a set when its segment is made, so no two sets of a batch share one until the 32-bit counter wraps. A
+named set is referenced by name only: the kernel resolves a name first among the sets active in the transaction's
+next generation, which includes the sets created earlier in the same batch, and turns to the id only when the name
+is not found (`nft_set_lookup_global`, since 4.16); `nft` sends the ids anyway. An anonymous set is referenced by
+its id, and binds to one rule only: a batch that would hold an anonymous id twice (the same rule object added twice,
+or a wrapped counter) gets a copy of the rule's segment with fresh ids (`Batch.add_rule`).
 
 What bounds it: a plan is stored in its object's own `__dict__` and is freed with the object; nothing is kept
 process-wide. The model values are frozen, so a plan never goes stale. A set's plan holds about as many bytes as
@@ -13,115 +21,221 @@ its element messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from netlink_nft import _objects, _sets, _tlv
-from netlink_nft._const import NFTA_RULE_EXPRESSIONS, NFTA_SET_NAME, NFTA_SET_TABLE
-from netlink_nft._elements import AnonymousSet, SetElement
+from netlink_nft._const import (
+    NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_DELSETELEM,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSET,
+    NFT_MSG_NEWSETELEM,
+    NFTA_RULE_EXPRESSIONS,
+    NFTA_SET_ELEM_LIST_SET_ID,
+    NFTA_SET_ID,
+    NFTA_SET_NAME,
+    NFTA_SET_TABLE,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_REQUEST,
+)
+from netlink_nft._elements import AnonymousSet
 from netlink_nft._expr import Lookup, encode_expr
-from netlink_nft._model import Rule, Set, Table
+from netlink_nft._model import Chain, Rule, Set, Table
+
+Subject = Table | Chain | Set | Rule
 
 _ATTR = "_wire_plan"  # the instance attribute that holds an object's plan
+_HEADER = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id 0)
+HEADER_SIZE = _HEADER.size
+_SUBSYS = NFNL_SUBSYS_NFTABLES << 8
+CREATE = NLM_F_REQUEST | NLM_F_CREATE
+_APPEND = CREATE | NLM_F_APPEND
+_BE32 = struct.Struct(">I")
+_HEADER_FIELDS = struct.Struct("=IHH")
+ACK_FLAG_BYTE = 6 if sys.byteorder == "little" else 7  # the byte of nlmsg_flags that holds NLM_F_ACK (0x4)
 
 
-@dataclass(frozen=True, slots=True)
+def frame(kind: int, flags: int, family: int, body: bytes) -> bytes:
+    """One nf_tables message: header (sequence number 0), nfgenmsg, body."""
+    return _HEADER.pack(HEADER_SIZE + len(body), _SUBSYS | kind, flags, 0, 0, family, 0, 0) + body
+
+
+class Segment(NamedTuple):
+    """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`."""
+
+    data: bytes
+    offsets: tuple[int, ...]
+    subject: Subject
+    details: tuple[str, ...]
+    set_ids: tuple[int, ...] = ()  # transaction ids of the sets it creates
+
+    def message(self, index: int) -> tuple[int, int, int, bytes]:
+        """(kind, flags, family, body) of message `index`."""
+        at = self.offsets[index]
+        length, kind, flags = _HEADER_FIELDS.unpack_from(self.data, at)
+        return kind & 0xFF, flags, self.data[at + 16], self.data[at + HEADER_SIZE : at + length]
+
+
+def segment(
+    subject: Subject, family: int, messages: list[tuple[int, int, bytes, str]], set_ids: tuple[int, ...] = ()
+) -> Segment:
+    """A segment of (kind, flags, body, detail) messages."""
+    frames = [frame(kind, flags, family, body) for kind, flags, body, _ in messages]
+    offsets = tuple(itertools.accumulate(map(len, frames[:-1]), initial=0)) if frames else ()
+    return Segment(b"".join(frames), offsets, subject, tuple(detail for *_, detail in messages), set_ids)
+
+
+_FIRST = (0,)
+_ANONYMOUS_ELEMENTS = f"elements of {_sets.ANONYMOUS_NAME}"
+_NO_DETAIL = ("",)
+
+
+def single(kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> Segment:
+    family = (subject if type(subject) is Table else subject.table).family  # type: ignore[union-attr]
+    return Segment(frame(kind, flags, family, body), _FIRST, subject, (detail,) if detail else _NO_DETAIL)
+
+
+_ids = itertools.count(1)
+
+
+def new_set_id() -> int:
+    """A set's transaction id, unique in this process until the 32-bit space wraps (1 .. 2**32-1)."""
+    return next(_ids) % 0xFFFFFFFF + 1
+
+
+# --- named sets --------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
 class SetPlan:
-    """NEWSET is `newset_head` + id + `newset_tail`; each NEWSETELEM is `elements_head` + id + one of
-    `element_nests`; `ref` (table and name) is the body of a flush."""
+    """A named set's messages: NEWSET, the flush (DELSETELEM) when asked for, and its NEWSETELEMs."""
 
-    newset_head: bytes
-    newset_tail: bytes
-    elements_head: bytes
-    element_nests: tuple[bytes, ...]
-    ref: bytes
-    detail: str  # the element messages' `Message.detail`
+    set: Set
+    newset: bytes  # with the set's transaction id
+    element_bodies: tuple[bytes, ...]
+    ref: bytes  # the body of a flush
+    set_id: int
+    segments: dict[bool, Segment] = field(default_factory=dict)  # by `flush`, made when first asked for
 
-
-SetKey = tuple[int, str, str]  # family, table and set name: how a batch finds the id of a set it creates
-
-
-def set_key(table: Table, name: str) -> SetKey:
-    return table.family, table.name, name
-
-
-@dataclass(frozen=True, slots=True)
-class NamedLookup:
-    """A lookup of a named set: `unbound` if the batch does not create the set, else `head` + its id + `tail`."""
-
-    key: SetKey
-    unbound: bytes
-    head: bytes
-    tail: bytes
+    def segment(self, flush: bool) -> Segment:
+        found = self.segments.get(flush)
+        if found is None:
+            detail = f"elements of {self.set.name}"
+            messages = [(NFT_MSG_NEWSET, CREATE, self.newset, "")]
+            if flush:
+                messages.append((NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.ref, "flush"))
+            messages.extend((NFT_MSG_NEWSETELEM, CREATE, body, detail) for body in self.element_bodies)
+            found = self.segments[flush] = segment(self.set, self.set.table.family, messages, (self.set_id,))
+        return found
 
 
-@dataclass(frozen=True, slots=True)
-class AnonymousLookup:
-    """A lookup of an anonymous set: the batch creates the set (new id) just before the rule; the lookup is
-    `head` + that id + `tail`."""
-
-    set: SetPlan
-    head: bytes
-    tail: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RulePlan:
-    """NEWRULE is `head` + the expression list of `exprs` (lookups bound by the batch) + `tail`; `body` is all of
-    it when no expression depends on the batch."""
-
-    head: bytes
-    exprs: tuple[bytes | NamedLookup | AnonymousLookup, ...]
-    tail: bytes
-    body: bytes | None
-
-
-def _encode_set(spec: _sets.SetSpec, elements: tuple[SetElement, ...]) -> SetPlan:
-    head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, elements))
-    return SetPlan(
-        head,
-        tail,
-        _sets.element_list_head(spec, None),
-        tuple(_sets.element_list_nests(spec, elements)),
-        _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name),
-        f"elements of {spec.name}",
-    )
+def spec_of(set_: Set) -> _sets.SetSpec:
+    return _sets.SetSpec(set_.table.name, set_.name, set_.key, set_.interval, set_.constant, set_.data)
 
 
 def set_plan(set_: Set) -> SetPlan:
     """The plan of a named set (or map) holding all its elements."""
     plan: SetPlan | None = set_.__dict__.get(_ATTR)
     if plan is None:
-        spec = _sets.SetSpec(set_.table.name, set_.name, set_.key, set_.interval, set_.constant, set_.data)
-        plan = set_.__dict__[_ATTR] = _encode_set(spec, set_.elements)
+        spec = spec_of(set_)
+        head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, set_.elements))
+        bodies = tuple(_sets.encode_element_lists(spec, None, set_.elements))
+        ref = _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name)
+        set_id = new_set_id()
+        newset = head + _tlv.be32(NFTA_SET_ID, set_id) + tail
+        plan = set_.__dict__[_ATTR] = SetPlan(set_, newset, bodies, ref, set_id)
     return plan
 
 
-def _expr(rule: Rule, expr: object) -> bytes | NamedLookup | AnonymousLookup:
-    if type(expr) is not Lookup:
-        return encode_expr(expr)  # type: ignore[arg-type]
-    if isinstance(expr.set, str):
-        head, tail = expr.encode_bound_parts(expr.set)
-        return NamedLookup(set_key(rule.table, expr.set), expr.encode_bound(expr.set, None), head, tail)
-    head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
-    return AnonymousLookup(_anonymous_plan(rule.table.name, expr.set), head, tail)
+# --- rules -------------------------------------------------------------------------------------------------------
 
 
-def _anonymous_plan(table: str, anonymous: AnonymousSet) -> SetPlan:
-    """The plan of an anonymous set in `table`, kept on the set: rules built from the same match share it."""
-    plans: dict[str, SetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
+class AnonymousSetPlan(NamedTuple):
+    """An anonymous set's messages but its id: NEWSET is `newset_head` + id + `newset_tail`, each NEWSETELEM
+    `elements_head` + id + one of `element_nests`. Kept on the set, per table: rules built from the same match
+    share it."""
+
+    newset_head: bytes
+    newset_tail: bytes
+    elements_head: bytes
+    element_nests: tuple[bytes, ...]
+
+
+class AnonymousLookup(NamedTuple):
+    """A lookup of an anonymous set, created by the rule's segment just before the rule: `head` + its id + `tail`."""
+
+    set: AnonymousSetPlan
+    head: bytes
+    tail: bytes
+
+
+class RulePlan(NamedTuple):
+    """A rule's expressions (anonymous lookups still to be bound to ids) and its segment, bound once."""
+
+    head: bytes
+    exprs: tuple[bytes | AnonymousLookup, ...]
+    tail: bytes
+    segment: Segment
+
+
+def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
+    plans: dict[str, AnonymousSetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
     plan = plans.get(table)
     if plan is None:
         spec = _sets.SetSpec(table, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True)
-        plan = plans[table] = _encode_set(spec, anonymous.elements)
+        head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, anonymous.elements))
+        nests = tuple(_sets.element_list_nests(spec, anonymous.elements))
+        plan = plans[table] = AnonymousSetPlan(head, tail, _sets.element_list_head(spec, None), nests)
     return plan
+
+
+def _expr(table: str, expr: object) -> bytes | AnonymousLookup:
+    if type(expr) is not Lookup:
+        return encode_expr(expr)  # type: ignore[arg-type]
+    if isinstance(expr.set, str):
+        return expr.encode_bound(expr.set, None)
+    head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
+    return AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
+
+
+def bind(rule: Rule, head: bytes, exprs: tuple[bytes | AnonymousLookup, ...], tail: bytes) -> Segment:
+    """The rule's segment, each anonymous set created under a new id just before the rule."""
+    if all(type(e) is bytes for e in exprs):  # the usual case: no anonymous set
+        body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
+        return Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, rule, _NO_DETAIL)
+    messages: list[tuple[int, int, bytes, str]] = []
+    parts: list[bytes] = []
+    ids: list[int] = []
+    for expr in exprs:
+        if type(expr) is bytes:
+            parts.append(expr)
+            continue
+        assert isinstance(expr, AnonymousLookup)
+        set_id = new_set_id()
+        ids.append(set_id)
+        plan = expr.set
+        newset = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
+        messages.append((NFT_MSG_NEWSET, CREATE, newset, "anonymous set"))
+        elements_head = plan.elements_head + _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
+        messages.extend(
+            (NFT_MSG_NEWSETELEM, CREATE, elements_head + nest, _ANONYMOUS_ELEMENTS) for nest in plan.element_nests
+        )
+        parts.append(expr.head + _BE32.pack(set_id) + expr.tail)
+    body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *parts) + tail
+    messages.append((NFT_MSG_NEWRULE, _APPEND, body, ""))
+    return segment(rule, rule.table.family, messages, tuple(ids))
 
 
 def rule_plan(rule: Rule) -> RulePlan:
     plan: RulePlan | None = rule.__dict__.get(_ATTR)
     if plan is None:
-        exprs = tuple(_expr(rule, e) for e in rule.exprs)
+        table = rule.table.name
+        exprs = tuple(_expr(table, e) for e in rule.exprs)
         head, tail = _objects.rule_head(rule), _objects.rule_tail(rule)
-        fixed = all(type(e) is bytes for e in exprs)
-        body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail if fixed else None  # type: ignore[arg-type]
-        plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, body)
+        plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, bind(rule, head, exprs, tail))
     return plan

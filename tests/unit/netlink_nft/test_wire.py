@@ -42,9 +42,9 @@ from netlink_nft import (
     _tlv,
     jump,
 )
-from netlink_nft._batch import _spec
 from netlink_nft._const import NFNL_BATCH_GENID, NFT_MSG_NEWSETELEM, NLM_F_ACK
 from netlink_nft._expr import decode_expr, encode_expr
+from netlink_nft._plans import spec_of as _spec
 from tests.unit.netlink_nft.strategies import interval_elements
 
 T = Table(Family.INET, "t")
