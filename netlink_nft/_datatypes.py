@@ -92,7 +92,7 @@ class _Address(DataType):
             return value
         if isinstance(value, str):
             try:  # inet_pton is ~10x faster than ipaddress's parser, and as strict
-                return self._class(socket.inet_pton(self._af, value))
+                return _MAKE[self._class](int.from_bytes(socket.inet_pton(self._af, value), "big"))
             except OSError:
                 pass
         if isinstance(value, int) and not isinstance(value, bool):
@@ -120,6 +120,13 @@ class _Address(DataType):
             return self.from_int(value), value
         canonical = self.normalise(value)
         return canonical, int(canonical)  # type: ignore[arg-type]
+
+    def parse_int(self, text: str) -> int:
+        """The number of an address written as text, without building the address."""
+        try:
+            return int.from_bytes(socket.inet_pton(self._af, text), "big")
+        except OSError:
+            raise InvalidValue(f"{text!r} is not an {self.name}") from None
 
 
 @dataclass(frozen=True, repr=False)
@@ -175,8 +182,10 @@ class _Verdict(DataType):
     """Map data type of verdict maps; values are `Verdict`s, encoded by the element codec."""
 
 
-IPV4_ADDR: DataType = _IPv4("ipv4_addr", 7, 4)
-IPV6_ADDR: DataType = _IPv6("ipv6_addr", 8, 16)
+_IPV4_ADDR = _IPv4("ipv4_addr", 7, 4)
+_IPV6_ADDR = _IPv6("ipv6_addr", 8, 16)
+IPV4_ADDR: DataType = _IPV4_ADDR
+IPV6_ADDR: DataType = _IPV6_ADDR
 INET_PROTO: DataType = _Integer("inet_proto", 12, 1)
 INET_SERVICE: DataType = _Integer("inet_service", 13, 2)
 IFNAME: DataType = _Ifname("ifname", 41, IFNAMSIZ)

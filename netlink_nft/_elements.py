@@ -15,7 +15,7 @@ from operator import itemgetter
 
 import msgspec
 
-from netlink_nft._datatypes import IPV4_ADDR, IPV6_ADDR, VERDICT, DataType, Value
+from netlink_nft._datatypes import _IPV4_ADDR, _IPV6_ADDR, VERDICT, DataType, Value
 from netlink_nft._errors import InvalidType, InvalidValue
 from netlink_nft._verdict import Verdict
 
@@ -41,8 +41,8 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
         if not isinstance(cidr, str):
             cidr = str(cidr)
         address, _, length = cidr.partition("/")
-        kind = IPV6_ADDR if ":" in address else IPV4_ADDR
-        number = kind.with_int(address)[1]
+        kind = _IPV6_ADDR if ":" in address else _IPV4_ADDR
+        number = kind.parse_int(address)
         bits = 8 * kind.length
         prefixlen = int(length) if length else bits
         if not 0 <= prefixlen <= bits:
@@ -60,11 +60,11 @@ def _key_tuple(types: tuple[DataType, ...], key: Key) -> tuple[Value, ...]:
     values = key if isinstance(key, tuple) else (key,)
     if len(values) != len(types):
         raise InvalidValue(f"key {key!r} does not match type {' . '.join(t.name for t in types)}")
-    return tuple(t.normalise(v) for t, v in zip(types, values, strict=True))
+    return tuple([t.normalise(v) for t, v in zip(types, values, strict=True)])
 
 
 def _key_bytes(types: tuple[DataType, ...], values: tuple[Value, ...]) -> bytes:
-    return b"".join(t.to_bytes(v) for t, v in zip(types, values, strict=True))
+    return b"".join([t.to_bytes(v) for t, v in zip(types, values, strict=True)])
 
 
 def _unwrap(values: tuple[Value, ...]) -> Key:

@@ -89,6 +89,13 @@ class Field:
     loader: Payload | Meta
     guards: tuple[Guard, ...] = ()
 
+    def __hash__(self) -> int:  # fields key the matchers' caches: hash once (the value is frozen)
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.name, self.dtype, self.loader, self.guards))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def load(self, reg: int = NFT_REG_1) -> Expr:
         return self.loader if reg == self.loader.dreg else dataclasses.replace(self.loader, dreg=reg)
 
@@ -136,21 +143,27 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
     """A rule from matches, raw expressions and a final verdict, with nft's guards inserted once each."""
     exprs: list[Expr] = []
     satisfied: set[Guard] = set()
+    inet = table.family == Family.INET
     for part in parts:
-        if isinstance(part, Verdict):
-            exprs.append(Immediate(part))
-        elif isinstance(part, Match):
+        if isinstance(part, Match):
             for guard in part.guards:
-                if guard in satisfied or (guard.key == MetaKey.NFPROTO and table.family != Family.INET):
+                if guard in satisfied or (not inet and guard.key == MetaKey.NFPROTO):
                     continue
-                exprs.extend(guard.exprs())
+                exprs += guard.exprs()
                 satisfied.add(guard)
-            exprs.extend(part.exprs)
+            exprs += part.exprs
             if part.provides is not None:
                 satisfied.add(part.provides)
+        elif isinstance(part, Verdict):
+            exprs.append(_immediate(part))
         else:
             exprs.append(part)
     return Rule(table, chain, tuple(exprs), comment)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few verdicts end every rule
+def _immediate(verdict: Verdict) -> Immediate:
+    return Immediate(verdict)
 
 
 # --- generic matchers ----------------------------------------------------------------------------------------------
@@ -214,6 +227,7 @@ def between(field: Field, low: Value, high: Value, *, negate: bool = False) -> M
     return Match((field.load(), Cmp(CmpOp.GTE, lo), Cmp(CmpOp.LTE, hi)), field.guards)
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of field combinations, in every rule that matches on them
 def _loads(fields: tuple[Field, ...]) -> tuple[tuple[Expr, ...], tuple[Guard, ...]]:
     """Load fields into consecutive registers the way nft lays out a concatenation.
 
@@ -233,9 +247,23 @@ def _loads(fields: tuple[Field, ...]) -> tuple[tuple[Expr, ...], tuple[Guard, ..
 
 
 def anonymous_set(fields: tuple[Field, ...], values: Iterable[SetElement | Value | tuple[Value, ...]]) -> AnonymousSet:
+    values = tuple(values)
+    if all(type(v) is int or type(v) is str for v in values):  # exact types: equal keys are the same values
+        return _constant_set(fields, values)
+    return _anonymous_set(fields, values)
+
+
+def _anonymous_set(
+    fields: tuple[Field, ...], values: tuple[SetElement | Value | tuple[Value, ...], ...]
+) -> AnonymousSet:
     elements = [v if isinstance(v, SetElement) else SetElement(v) for v in values]
     interval = any(e.end is not None for e in elements)
     return AnonymousSet(tuple(f.dtype for f in fields), tuple(elements), interval)
+
+
+# Lists of protocols, ports and ICMP types recur in every pod's rules: one set each (which also keeps its encoding,
+# see `_plans`). Only ints and strings: with those a cache hit is exactly the same value (not so 1 == 1.0 == True).
+_constant_set = functools.lru_cache(maxsize=512)(_anonymous_set)
 
 
 def in_set(
@@ -266,7 +294,12 @@ def ct_state(*states: CtState) -> Match:
     """`ct state established,related`: any of the states."""
     bits = 0
     for state in states:
-        bits |= state
+        bits |= int(state)  # plain ints: IntFlag's own `|` is Python code
+    return _ct_state(bits)
+
+
+@functools.lru_cache(maxsize=64)
+def _ct_state(bits: int) -> Match:
     return Match((Ct(CtKey.STATE), Bitwise(bits.to_bytes(4, "little"), bytes(4)), Cmp(CmpOp.NEQ, bytes(4))))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -62,9 +63,11 @@ RETURN = Verdict(VerdictCode.RETURN)
 CONTINUE = Verdict(VerdictCode.CONTINUE)
 
 
+@functools.lru_cache(maxsize=4096)  # a verdict map's data: one value per chain name, in every pod's map
 def jump(chain: str) -> Verdict:
     return Verdict(VerdictCode.JUMP, chain)
 
 
+@functools.lru_cache(maxsize=4096)
 def goto(chain: str) -> Verdict:
     return Verdict(VerdictCode.GOTO, chain)
