@@ -52,8 +52,20 @@ class Unknown(Expr):
 
 
 def encode_expr(expr: Expr) -> bytes:
-    """One `NFTA_LIST_ELEM` of a rule's expression list."""
-    return _encode_memoised(expr) if expr.memoisable else _encode(expr)
+    """One `NFTA_LIST_ELEM` of a rule's expression list.
+
+    Kept on the expression too (its `__dict__`; the value is frozen): the matchers share their expressions between
+    rules, and a dict look-up is cheaper than hashing the expression for the process-wide cache.
+    """
+    if not expr.memoisable:
+        return _encode(expr)
+    encoded: bytes | None = expr.__dict__.get(_ENCODED)
+    if encoded is None:
+        encoded = expr.__dict__[_ENCODED] = _encode_memoised(expr)
+    return encoded
+
+
+_ENCODED = "_encoded"
 
 
 def _encode(expr: Expr) -> bytes:
