@@ -2,23 +2,25 @@
 10 / 1,000 / 10,000 / 100,000 addresses, as ``to_netlink.transaction(installed, desired)`` builds it, encoded and
 applied in a netns (a kept socket, as the daemon keeps one per pod). Goal: the same cost whatever the set size.
 
-Columns (medians): ``model`` builds the desired ruleset with the one new address (a sorted tuple insert, the only
-O(n) step, in C: not ours to avoid while rulesets are immutable tuples); ``transaction`` is
-``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of ``desired`` is a new
-object (as after a recompile: the unchanged runs are then compared by value, in C); ``encode`` the batch to bytes;
-``apply`` the kernel transaction (encode + sendmsg + acknowledgements). ``x10`` is ``transaction + apply`` against
-the 10-address row of the same run. ``fresh`` is timed in a pass of its own: its value comparisons sweep megabytes,
-and timed in between they made the next ``encode`` and ``apply`` look as if they grew with the set (cold caches and
-fresh pages, not the garbage collector and not the kernel: both stay flat without it).
-
-Then the daemon's whole path for the same change, with real pods (``recompile``): one peer pod more in the store,
-the next ``Snapshot`` (reusing the parsed pods of the previous one), ``compile`` of the server pod, ``transaction``
-from what is installed (every element a new object, cold after the compile) and ``apply``; ``frozen`` is the same
-total after ``gc.freeze()`` of everything alive before the change (what the daemon could do after its first sync).
+Columns (medians): ``model`` builds the desired ruleset with the one new address (a sorted tuple insert: O(n) in C,
+like the element diff inside ``transaction``; neither can be avoided while a ruleset is a whole immutable value);
+``transaction`` is ``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of
+``desired`` is a new object (as after a recompile: the unchanged runs are then compared by value, in C); ``encode``
+the batch to bytes; ``apply`` the kernel transaction (encode + sendmsg + acknowledgements). ``x10`` is
+``transaction + apply`` against the 10-address row of the same run. ``fresh`` is timed in a pass of its own: its
+value comparisons sweep megabytes, and timed in between they made the next ``encode`` and ``apply`` look as if they
+grew with the set (cold caches and fresh pages, not the garbage collector and not the kernel: both stay flat
+without it).
 
 Then the process's RSS while the 10,000-address pod goes through 100,000 such changes, each adding an address never
 seen before (and removing the previous one, so the kernel's set keeps its size): flat RSS means no memo grows with
 history. ``memo`` counts the entries of to_netlink's memos.
+
+Then the daemon's whole path for the same change, with real pods (``recompile``): one peer pod more in the store,
+the next ``Snapshot`` (reusing the parsed pods of the previous one), ``compile`` of the server pod, ``transaction``
+from what is installed (every element a new object, cold after the compile) and ``apply``; ``total`` is the median
+of their sums, ``frozen`` the same after ``gc.freeze()`` of everything alive before the change (what the daemon
+could do after its first sync: a few per cent at most, within the noise).
 
 Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_peer_churn [--changes N] [--recompile-max N]
 """
@@ -170,7 +172,9 @@ def recompile(size: int, reps: int) -> dict[str, float]:
         "matchLabels": {"app": "a"}}}]}]})]  # fmt: skip
     nads, namespaces = [nad("ns/net1")], [namespace("ns")]
     snapshot = Snapshot(store.values(), namespaces, policies, nads)
-    samples: dict[str, list[float]] = {k: [] for k in ("snapshot", "compile", "transaction", "apply", "frozen")}
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("snapshot", "compile", "transaction", "apply", "total", "frozen")
+    }
     with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
         batch, installed = transaction(None, compile(snapshot, server))
         assert batch is not None and installed is not None
@@ -198,6 +202,7 @@ def recompile(size: int, reps: int) -> dict[str, float]:
                 if frozen:
                     samples["frozen"].append(sum(took.values()))
                 else:
+                    took["total"] = sum(took.values())
                     for key, value in took.items():
                         samples[key].append(value)
                 back, _ = transaction(after, installed.ruleset)  # and out again, untimed
@@ -217,7 +222,7 @@ def recompile_table(sizes: tuple[int, ...]) -> None:
     first: float | None = None
     for size in sizes:
         m = recompile(size, REPS if size <= 10_000 else 11)
-        total = m["snapshot"] + m["compile"] + m["transaction"] + m["apply"]
+        total = m["total"]
         first = first or total
         print(
             f"| {size:>7,} | {m['snapshot']:>8.3f} | {m['compile']:>8.3f} | {m['transaction']:>11.3f} | "
