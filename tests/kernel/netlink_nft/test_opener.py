@@ -1,0 +1,75 @@
+"""The namespace opener: it follows its submitter's CPU, reports the namespace it entered, and serves callers on
+every CPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from netlink_nft import NftSocket
+from netlink_nft._netns import _Opener, socket_and_id_in_netns, wait
+from tests.support.netns import netns_path
+
+
+def _socket() -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+
+
+def _opener_affinity(opener: _Opener) -> set[int]:
+    thread = opener._thread
+    assert thread is not None and thread.native_id is not None
+    return os.sched_getaffinity(thread.native_id)
+
+
+def test_the_opener_thread_is_moved_to_the_cpu_of_each_submitter(netns: str) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    opener = _Opener()
+    seen: list[tuple[int, set[int]]] = []
+
+    def submit_from(cpu: int) -> None:
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        wait(opener, opener.submit(netns_path(netns), _socket), "test", 10).close()
+        seen.append((cpu, _opener_affinity(opener)))
+
+    for cpu in cpus[:2] * 2:  # back and forth (one CPU only: it stays there)
+        caller = threading.Thread(target=submit_from, args=(cpu,))
+        caller.start()
+        caller.join()
+    assert seen == [(cpu, {cpu}) for cpu in cpus[:2] * 2]
+
+
+def test_requests_from_threads_on_every_cpu_are_all_served(netns: str) -> None:
+    opener = _Opener(idle=0.0)
+    made: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def submit_many(cpu: int) -> None:
+        os.sched_setaffinity(0, {cpu})
+        for _ in range(30):
+            sock = wait(opener, opener.submit(netns_path(netns), _socket), "test", 10)
+            with lock:
+                made.append(sock)
+
+    callers = [threading.Thread(target=submit_many, args=(cpu,)) for cpu in sorted(os.sched_getaffinity(0)) * 2]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(made) == 30 * len(callers)
+    own = os.stat("/proc/self/ns/net").st_ino
+    for sock in made:
+        sock.close()
+    assert os.stat("/proc/thread-self/ns/net").st_ino == own
+
+
+def test_the_namespace_id_is_the_one_the_socket_was_made_in(netns: str) -> None:
+    path = netns_path(netns)
+    st = os.stat(path)
+    sock, ident = socket_and_id_in_netns(path, _socket)
+    sock.close()
+    assert ident == (st.st_dev, st.st_ino)
+    with NftSocket.open(path) as nft, NftSocket.open() as ours:
+        assert nft.netns_id == ident
+        own = os.stat("/proc/thread-self/ns/net")
+        assert ours.netns_id == (own.st_dev, own.st_ino) != ident
