@@ -64,7 +64,10 @@ class Guard:
     value: int
 
     def exprs(self) -> tuple[Expr, ...]:
-        return _guard_exprs(self.key, self.value)
+        cached: tuple[Expr, ...] | None = self.__dict__.get("_exprs")  # frozen value: work it out once
+        if cached is None:
+            cached = self.__dict__["_exprs"] = _guard_exprs(self.key, self.value)
+        return cached
 
 
 @functools.cache
@@ -142,7 +145,7 @@ Part = Match | Expr | Verdict
 def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> Rule:
     """A rule from matches, raw expressions and a final verdict, with nft's guards inserted once each."""
     exprs: list[Expr] = []
-    satisfied: set[Guard] = set()
+    satisfied: list[Guard] = []  # a few, mostly the module's own objects: `in` tries identity before ==
     inet = table.family == Family.INET
     for part in parts:
         if isinstance(part, Match):
@@ -150,10 +153,10 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
                 if guard in satisfied or (not inet and guard.key == MetaKey.NFPROTO):
                     continue
                 exprs += guard.exprs()
-                satisfied.add(guard)
+                satisfied.append(guard)
             exprs += part.exprs
             if part.provides is not None:
-                satisfied.add(part.provides)
+                satisfied.append(part.provides)
         elif isinstance(part, Verdict):
             exprs.append(_immediate(part))
         else:
@@ -161,7 +164,7 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
     return Rule(table, chain, tuple(exprs), comment)
 
 
-@functools.lru_cache(maxsize=1024)  # the same few verdicts end every rule
+@functools.lru_cache(maxsize=1024)  # the same few verdicts end every rule (not kept on the verdict: a cycle)
 def _immediate(verdict: Verdict) -> Immediate:
     return Immediate(verdict)
 
