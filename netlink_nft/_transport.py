@@ -83,6 +83,17 @@ class _Learnt:
 _learnt = _Learnt()
 
 
+class _ReceiveBuffer(threading.local):
+    """One receive buffer per thread, shared by the sockets it uses (replies are copied out of it at once): a
+    socket per pod does not allocate and zero 64 KiB each."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(_RECV_SIZE)
+
+
+_receive_buffer = _ReceiveBuffer()
+
+
 def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
 
@@ -122,7 +133,6 @@ class NftSocket:
             self._rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         except OSError as exc:
             raise io_error(exc, "setting up the netlink socket") from exc
-        self._buf = bytearray(_RECV_SIZE)
         self.netns_id: tuple[int, int] | None = None
 
     @classmethod
@@ -224,7 +234,7 @@ class NftSocket:
         first, last = encoded.first_seq, encoded.end_seq
         while True:
             try:
-                n = self._receive(socket.MSG_DONTWAIT)
+                messages = self._receive(socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -234,7 +244,7 @@ class NftSocket:
                 raise OutcomeUnknown(f"reading the kernel's answer failed: {exc}") from exc
             except NftError as exc:  # a reply that does not fit: the answer cannot be read completely
                 raise OutcomeUnknown(str(exc)) from exc
-            for kind, flags, seq, payload in _messages(self._buf, n):
+            for kind, flags, seq, payload in messages:
                 if kind != NLMSG_ERROR or not first <= seq <= last:
                     continue  # a reply to an earlier request, or not an acknowledgement
                 code = -_ERR.unpack_from(payload)[0]
@@ -265,18 +275,19 @@ class NftSocket:
             )
         raise OutcomeUnknown("the kernel did not acknowledge the commit (BATCH_END)")
 
-    def _receive(self, flags: int) -> int:
-        """One datagram into the buffer; its size. A datagram larger than the buffer would be cut: refuse it."""
-        n = self._sock.recv_into(self._buf, 0, flags | socket.MSG_TRUNC)
-        if n > len(self._buf):
-            raise NftError(f"a netlink reply of {n} bytes does not fit the {len(self._buf)}-byte receive buffer")
-        return n
+    def _receive(self, flags: int) -> list[tuple[int, int, int, bytes]]:
+        """The messages of one datagram. A datagram larger than the buffer would be cut: refuse it."""
+        buf = _receive_buffer.buf
+        n = self._sock.recv_into(buf, 0, flags | socket.MSG_TRUNC)
+        if n > len(buf):
+            raise NftError(f"a netlink reply of {n} bytes does not fit the {len(buf)}-byte receive buffer")
+        return _messages(buf, n)
 
     def _discard_queued(self) -> None:
         """Empty the receive queue (the kernel drops every further reply while it is congested)."""
         while True:
             try:
-                self._sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+                self._sock.recv_into(_receive_buffer.buf, 0, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -321,10 +332,10 @@ class NftSocket:
             if not poller.poll(REQUEST_TIMEOUT * 1000):
                 raise NetlinkIOError(errno_codes.ETIMEDOUT, f"nf_tables request {kind}: no reply")
             try:
-                n = self._receive(socket.MSG_DONTWAIT)
+                messages = self._receive(socket.MSG_DONTWAIT)
             except BlockingIOError:
                 continue
-            for msg_kind, msg_flags, msg_seq, payload in _messages(self._buf, n):
+            for msg_kind, msg_flags, msg_seq, payload in messages:
                 if msg_seq != seq:
                     continue
                 interrupted = interrupted or bool(msg_flags & NLM_F_DUMP_INTR)
