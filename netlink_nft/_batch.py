@@ -2,8 +2,9 @@
 
 Building a batch is pure: each message records the model object it came from (`Message.subject`) so that the
 transport can name the offending object when the kernel rejects a message. The same sequence of calls always
-gives the same bytes. A batch is a list of segments (`_plans`): the messages of sets and rules are framed once per
-object and reused by every batch that holds the object; `encode` joins them and numbers the messages.
+gives the same bytes, up to the sets' transaction ids. A batch is a list of segments (`_plans`): the messages of
+sets and rules are framed once per object and reused by every batch that holds the object; `encode` joins them and
+numbers the messages.
 """
 
 from __future__ import annotations
@@ -83,13 +84,17 @@ class Message:
         return f"{MESSAGE_NAMES.get(self.kind, self.kind)} {self.subject}{detail}"
 
 
-def _message(part: Segment, index: int) -> Message:
+def _message(part: Segment, subject: Subject, index: int) -> Message:
     kind, flags, family, body = part.message(index)
-    return Message(kind, flags, family, body, part.subject, part.details[index])
+    return Message(kind, flags, family, body, subject, part.details[index])
 
 
-def _messages(parts: Iterable[Segment]) -> tuple[Message, ...]:
-    return tuple(_message(part, i) for part in parts for i in range(len(part.offsets)))
+def _messages(parts: Iterable[Segment], subjects: Iterable[Subject]) -> tuple[Message, ...]:
+    return tuple(
+        _message(part, subject, i)
+        for part, subject in zip(parts, subjects, strict=True)
+        for i in range(len(part.offsets))
+    )
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,13 @@ class EncodedBatch:
     data: bytes
     first_seq: int
     parts: tuple[Segment, ...] = field(repr=False, compare=False)
+    subjects: tuple[Subject, ...] = field(repr=False, compare=False)  # the object of each part
     count: int  # the number of messages between BATCH_BEGIN and BATCH_END
     acked_each: bool = False  # every message carries NLM_F_ACK (commit confirmation on kernels before 6.10)
 
     @functools.cached_property
     def messages(self) -> tuple[Message, ...]:
-        return _messages(self.parts)
+        return _messages(self.parts, self.subjects)
 
     @property
     def end_seq(self) -> int:
@@ -121,7 +127,7 @@ class EncodedBatch:
         if not 0 <= index < self.count:
             return None
         at = bisect.bisect_right(self._starts, index) - 1
-        return _message(self.parts[at], index - self._starts[at])
+        return _message(self.parts[at], self.subjects[at], index - self._starts[at])
 
 
 def _frame(kind: int, flags: int, seq: int, body: bytes) -> bytes:
@@ -133,22 +139,25 @@ class Batch:
 
     def __init__(self) -> None:
         self._parts: list[Segment] = []
+        self._subjects: list[Subject] = []
         self._count = 0
         self._set_ids: set[int] = set()  # the transaction ids of the sets created so far
 
     @property
     def messages(self) -> tuple[Message, ...]:
-        return _messages(self._parts)
+        return _messages(self._parts, self._subjects)
 
     def __len__(self) -> int:
         return self._count
 
-    def _append(self, part: Segment) -> None:
+    def _append(self, part: Segment, subject: Subject) -> None:
         self._parts.append(part)
+        self._subjects.append(subject)
         self._count += len(part.offsets)
 
     def _add(self, kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> None:
-        self._append(_plans.single(kind, flags, subject, body, detail))
+        family = (subject if type(subject) is Table else subject.table).family  # type: ignore[union-attr]
+        self._append(_plans.single(kind, flags, family, body, detail), subject)
 
     # --- tables --------------------------------------------------------------------------------------------------
 
@@ -189,7 +198,9 @@ class Batch:
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         part = _plans.set_plan(set_).segment(flush)
         self._set_ids.update(part.set_ids)  # a named set's id may repeat (the same set twice): never looked up
-        self._append(part)
+        self._parts.append(part)
+        self._subjects.append(set_)
+        self._count += len(part.offsets)
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -213,7 +224,7 @@ class Batch:
         detail = f"elements of {spec.name}"
         messages = [(kind, flags, body, detail) for body in _sets.encode_element_lists(spec, None, elements)]
         if messages:
-            self._append(_plans.segment(set_, set_.table.family, messages))
+            self._append(_plans.segment(set_.table.family, messages), set_)
 
     # --- rules ---------------------------------------------------------------------------------------------------
 
@@ -226,7 +237,9 @@ class Batch:
             if not used.isdisjoint(part.set_ids):  # an anonymous set binds to one rule: this use gets sets of its own
                 part = _plans.bind(rule, plan.head, plan.exprs, plan.tail)
             used.update(part.set_ids)
-        self._append(part)
+        self._parts.append(part)
+        self._subjects.append(rule)
+        self._count += len(part.offsets)
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -248,18 +261,21 @@ class Batch:
         end = _frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, seq + count + 1, b"")
         data = bytearray(b"".join([begin, *(p.data for p in parts), end]))
         words = memoryview(data).cast("I")  # messages are 4-byte aligned: write sequence numbers as native words
-        position = len(begin)
+        base = len(begin) >> 2
         number = seq + 1
         for part in parts:
-            for offset in part.offsets:
-                words[(position + offset + 8) >> 2] = number & 0xFFFFFFFF
+            for word in part.seq_words:
+                words[base + word] = number
                 number += 1
-            if ack_each:
-                for offset in part.offsets:
-                    data[position + offset + _plans.ACK_FLAG_BYTE] |= NLM_F_ACK
-            position += len(part.data)
+            base += len(part.data) >> 2
         words.release()
-        return EncodedBatch(bytes(data), seq, parts, count, ack_each)
+        if ack_each:
+            position = len(begin) + _plans.ACK_FLAG_BYTE
+            for part in parts:
+                for offset in part.offsets:
+                    data[position + offset] |= NLM_F_ACK
+                position += len(part.data)
+        return EncodedBatch(bytes(data), seq, parts, tuple(self._subjects), count, ack_each)
 
 
 def _set_ref(set_: Set) -> bytes:

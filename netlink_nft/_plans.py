@@ -57,6 +57,8 @@ CREATE = NLM_F_REQUEST | NLM_F_CREATE
 _APPEND = CREATE | NLM_F_APPEND
 _BE32 = struct.Struct(">I")
 _HEADER_FIELDS = struct.Struct("=IHH")
+_SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
+_SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)
 ACK_FLAG_BYTE = 6 if sys.byteorder == "little" else 7  # the byte of nlmsg_flags that holds NLM_F_ACK (0x4)
 
 
@@ -66,13 +68,14 @@ def frame(kind: int, flags: int, family: int, body: bytes) -> bytes:
 
 
 class Segment(NamedTuple):
-    """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`."""
+    """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`. It holds no
+    reference to its object (which holds it: no reference cycle, the plan is freed with the object)."""
 
     data: bytes
     offsets: tuple[int, ...]
-    subject: Subject
     details: tuple[str, ...]
     set_ids: tuple[int, ...] = ()  # transaction ids of the sets it creates
+    seq_words: tuple[int, ...] = _SEQ_WORD_OF_FIRST  # each message's sequence number, as an index of 32-bit words
 
     def message(self, index: int) -> tuple[int, int, int, bytes]:
         """(kind, flags, family, body) of message `index`."""
@@ -81,13 +84,12 @@ class Segment(NamedTuple):
         return kind & 0xFF, flags, self.data[at + 16], self.data[at + HEADER_SIZE : at + length]
 
 
-def segment(
-    subject: Subject, family: int, messages: list[tuple[int, int, bytes, str]], set_ids: tuple[int, ...] = ()
-) -> Segment:
+def segment(family: int, messages: list[tuple[int, int, bytes, str]], set_ids: tuple[int, ...] = ()) -> Segment:
     """A segment of (kind, flags, body, detail) messages."""
     frames = [frame(kind, flags, family, body) for kind, flags, body, _ in messages]
     offsets = tuple(itertools.accumulate(map(len, frames[:-1]), initial=0)) if frames else ()
-    return Segment(b"".join(frames), offsets, subject, tuple(detail for *_, detail in messages), set_ids)
+    details = tuple(detail for *_, detail in messages)
+    return Segment(b"".join(frames), offsets, details, set_ids, tuple((o + _SEQ_OFFSET) >> 2 for o in offsets))
 
 
 _FIRST = (0,)
@@ -95,9 +97,8 @@ _ANONYMOUS_ELEMENTS = f"elements of {_sets.ANONYMOUS_NAME}"
 _NO_DETAIL = ("",)
 
 
-def single(kind: int, flags: int, subject: Subject, body: bytes, detail: str = "") -> Segment:
-    family = (subject if type(subject) is Table else subject.table).family  # type: ignore[union-attr]
-    return Segment(frame(kind, flags, family, body), _FIRST, subject, (detail,) if detail else _NO_DETAIL)
+def single(kind: int, flags: int, family: int, body: bytes, detail: str = "") -> Segment:
+    return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL)
 
 
 _ids = itertools.count(1)
@@ -115,7 +116,8 @@ def new_set_id() -> int:
 class SetPlan:
     """A named set's messages: NEWSET, the flush (DELSETELEM) when asked for, and its NEWSETELEMs."""
 
-    set: Set
+    family: int
+    detail: str  # of the element messages
     newset: bytes  # with the set's transaction id
     element_bodies: tuple[bytes, ...]
     ref: bytes  # the body of a flush
@@ -125,12 +127,12 @@ class SetPlan:
     def segment(self, flush: bool) -> Segment:
         found = self.segments.get(flush)
         if found is None:
-            detail = f"elements of {self.set.name}"
+            detail = self.detail
             messages = [(NFT_MSG_NEWSET, CREATE, self.newset, "")]
             if flush:
                 messages.append((NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.ref, "flush"))
             messages.extend((NFT_MSG_NEWSETELEM, CREATE, body, detail) for body in self.element_bodies)
-            found = self.segments[flush] = segment(self.set, self.set.table.family, messages, (self.set_id,))
+            found = self.segments[flush] = segment(self.family, messages, (self.set_id,))
         return found
 
 
@@ -148,7 +150,9 @@ def set_plan(set_: Set) -> SetPlan:
         ref = _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name)
         set_id = new_set_id()
         newset = head + _tlv.be32(NFTA_SET_ID, set_id) + tail
-        plan = set_.__dict__[_ATTR] = SetPlan(set_, newset, bodies, ref, set_id)
+        plan = set_.__dict__[_ATTR] = SetPlan(
+            set_.table.family, f"elements of {spec.name}", newset, bodies, ref, set_id
+        )
     return plan
 
 
@@ -207,7 +211,7 @@ def bind(rule: Rule, head: bytes, exprs: tuple[bytes | AnonymousLookup, ...], ta
     """The rule's segment, each anonymous set created under a new id just before the rule."""
     if all(type(e) is bytes for e in exprs):  # the usual case: no anonymous set
         body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
-        return Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, rule, _NO_DETAIL)
+        return Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, _NO_DETAIL)
     messages: list[tuple[int, int, bytes, str]] = []
     parts: list[bytes] = []
     ids: list[int] = []
@@ -228,7 +232,7 @@ def bind(rule: Rule, head: bytes, exprs: tuple[bytes | AnonymousLookup, ...], ta
         parts.append(expr.head + _BE32.pack(set_id) + expr.tail)
     body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *parts) + tail
     messages.append((NFT_MSG_NEWRULE, _APPEND, body, ""))
-    return segment(rule, rule.table.family, messages, tuple(ids))
+    return segment(rule.table.family, messages, tuple(ids))
 
 
 def rule_plan(rule: Rule) -> RulePlan:

@@ -4,6 +4,8 @@ afresh, and every set of a batch a transaction id of its own."""
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 
 import pytest
 
@@ -48,9 +50,7 @@ def _rule_bodies(batch: Batch) -> list[bytes]:
 
 def _set_ids(batch: Batch) -> list[int]:
     """The transaction id of every set the batch creates, in order."""
-    return [
-        _tlv.get_be32(_tlv.parse_attrs(m.body)[NFTA_SET_ID]) for m in batch.messages if m.kind == NFT_MSG_NEWSET
-    ]
+    return [_tlv.get_be32(_tlv.parse_attrs(m.body)[NFTA_SET_ID]) for m in batch.messages if m.kind == NFT_MSG_NEWSET]
 
 
 @pytest.mark.parametrize("negate", [False, True])
@@ -110,3 +110,23 @@ def test_set_ids_are_unique_across_objects() -> None:
     for s in sets:
         batch.add_set(s)
     assert len(set(_set_ids(batch))) == 50
+
+
+def test_a_plan_is_freed_with_its_object_without_the_cyclic_collector() -> None:
+    """Plans hold no reference back to their object: dropping the last reference frees both at once."""
+    gc.disable()
+    try:
+        _build_and_drop()
+    finally:
+        gc.enable()
+
+
+def _build_and_drop() -> None:
+    s = Set(T, "big", (IPV4_ADDR,), elements=tuple(SetElement(0x0A000000 + i) for i in range(10)))
+    r = rule(T, "a", in_set(IP_SADDR, [SetElement(0x0A000001), SetElement(0x0A000002)]), ACCEPT)
+    batch = Batch()
+    batch.add_set(s, flush=True)
+    batch.add_rule(r)
+    refs = [weakref.ref(s), weakref.ref(r)]
+    del batch, s, r
+    assert [ref() for ref in refs] == [None, None]

@@ -107,7 +107,7 @@ def test_other_names_are_not_interface_chains() -> None:
 
 def _memo_entries() -> int:
     gc.collect()
-    return sum(len(m) for m in (mapping._MATCHES, mapping._RULES, mapping._SETS, mapping._MAPS))
+    return mapping.memo_entries()
 
 
 def test_memos_hold_only_what_live_rulesets_hold() -> None:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import ipaddress
 import sys
 import weakref
-from typing import Literal, TypeVar, assert_never
+from typing import Generic, Literal, TypeVar, assert_never
 
 import netlink_nft as nl
 from trinet.policy import ruleset as pm
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.to_netlink.generations import suffix
 
-__all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "set_definition", "to_netlink"]
+__all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "memo_entries", "set_definition", "to_netlink"]
 
 TH_SPORT = nl.Field("th sport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = nl.Field("th dport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -40,11 +40,49 @@ _HOOKS = {"input": nl.Hook.INPUT, "output": nl.Hook.OUTPUT}
 
 K = TypeVar("K")
 V = TypeVar("V")
-Memo = weakref.WeakKeyDictionary[K, dict[tuple[str, ...], V]]
-_MATCHES: Memo[pm.Match, nl.Match] = weakref.WeakKeyDictionary()
-_RULES: Memo[pm.Rule, nl.Rule] = weakref.WeakKeyDictionary()
-_SETS: Memo[pm.Set, nl.Set] = weakref.WeakKeyDictionary()
-_MAPS: Memo[pm.VerdictMap, nl.Set] = weakref.WeakKeyDictionary()
+Place = tuple[str, ...]
+
+
+class _WeakMemo(Generic[K, V]):
+    """Mapped values by (policy value, place): an entry lives only while a policy value equal to its key does.
+
+    What ``weakref.WeakKeyDictionary`` does, without its Python-level ``get`` on the hot path (a pod's mapping
+    makes a few dozen lookups)."""
+
+    __slots__ = ("_data", "_remove")
+
+    def __init__(self) -> None:
+        data: dict[weakref.ref[K], dict[Place, V]] = {}
+        self._data = data
+        self._remove = lambda ref: data.pop(ref, None)  # the key died: nothing can look its entry up any more
+
+    def get(self, key: K, place: Place) -> V | None:
+        by_place = self._data.get(weakref.ref(key))
+        return None if by_place is None else by_place.get(place)
+
+    def put(self, key: K, place: Place, value: V) -> V:
+        ref = weakref.ref(key, self._remove)
+        by_place = self._data.get(ref)
+        if by_place is None:
+            by_place = self._data[ref] = {}
+        by_place[place] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_MATCHES: _WeakMemo[pm.Match, nl.Match] = _WeakMemo()
+_RULES: _WeakMemo[pm.Rule, nl.Rule] = _WeakMemo()
+_CHAINS: _WeakMemo[pm.Chain, tuple[nl.Chain, tuple[nl.Rule, ...]]] = _WeakMemo()
+_SETS: _WeakMemo[pm.Set, nl.Set] = _WeakMemo()
+_MAPS: _WeakMemo[pm.VerdictMap, nl.Set] = _WeakMemo()
+_TABLES: dict[str, nl.Table] = {}  # one object per table name: rulesets check their objects' table by identity
+
+
+def memo_entries() -> int:
+    """The number of policy values the memos hold (they hold one entry per live value)."""
+    return sum(len(m) for m in (_MATCHES, _RULES, _CHAINS, _SETS, _MAPS))
 
 
 def _network(family: int, address: int, prefixlen: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -128,26 +166,31 @@ def _verdict(verdict: pm.Verdict) -> nl.Verdict | nl.Match:
             assert_never(verdict)
 
 
-def _memo(memo: Memo[K, V], key: K, place: tuple[str, ...]) -> tuple[dict[tuple[str, ...], V], V | None]:
-    by_place = memo.get(key)
-    if by_place is None:
-        by_place = memo[key] = {}
-    return by_place, by_place.get(place)
-
-
 def _cached_match(match: pm.Match, end: str) -> nl.Match:
-    by_place, found = _memo(_MATCHES, match, (end,))
-    if found is None:
-        found = by_place[end,] = _match(match, end)
-    return found
+    place = (end,)
+    found = _MATCHES.get(match, place)
+    return _MATCHES.put(match, place, _match(match, end)) if found is None else found
 
 
 def _rule(table: nl.Table, chain: str, rule: pm.Rule, end: str) -> nl.Rule:
-    by_place, found = _memo(_RULES, rule, (table.name, chain, end))
+    place = (table.name, chain, end)
+    found = _RULES.get(rule, place)
     if found is None:
         counter = (nl.Counter(),) if rule.counter else ()
         parts = (*(_cached_match(m, end) for m in rule.matches), *counter, _verdict(rule.verdict))
-        found = by_place[table.name, chain, end] = nl.rule(table, chain, *parts, comment=rule.comment)
+        found = _RULES.put(rule, place, nl.rule(table, chain, *parts, comment=rule.comment))
+    return found
+
+
+def _chain(table: nl.Table, chain: pm.Chain, end: str) -> tuple[nl.Chain, tuple[nl.Rule, ...]]:
+    """The chain and its rules: one lookup per chain (pods with the same policies have equal chains), else one per
+    rule."""
+    place = (table.name, end)
+    found = _CHAINS.get(chain, place)
+    if found is None:
+        hook = _HOOKS[chain.hook] if chain.hook else None
+        made = nl.Chain(table, chain.name, hook, chain.priority, nl.Policy.ACCEPT)
+        found = _CHAINS.put(chain, place, (made, tuple(_rule(table, chain.name, r, end) for r in chain.rules)))
     return found
 
 
@@ -165,19 +208,28 @@ def set_definition(table: nl.Table, s: pm.Set, generation: int | None) -> nl.Set
 
 
 def _set(table: nl.Table, s: pm.Set, end: str) -> nl.Set:
-    by_place, found = _memo(_SETS, s, (table.name, end))
+    place = (table.name, end)
+    found = _SETS.get(s, place)
     if found is None:
         key = tuple(_KEY_TYPES[k] for k in s.key)
-        found = nl.Set(table, s.name + end, key, interval=s.interval, elements=tuple(elements(s, s.elements)))
-        by_place[table.name, end] = found
+        made = nl.Set(table, s.name + end, key, interval=s.interval, elements=tuple(elements(s, s.elements)))
+        found = _SETS.put(s, place, made)
     return found
 
 
 def _map(table: nl.Table, m: pm.VerdictMap) -> nl.Set:
-    by_place, found = _memo(_MAPS, m, (table.name,))
+    place = (table.name,)
+    found = _MAPS.get(m, place)
     if found is None:
         entries = tuple(nl.SetElement(ifname, data=nl.jump(chain)) for ifname, chain in m.entries)
-        found = by_place[table.name,] = nl.Set(table, m.name, (nl.IFNAME,), data=nl.VERDICT, elements=entries)
+        found = _MAPS.put(m, place, nl.Set(table, m.name, (nl.IFNAME,), data=nl.VERDICT, elements=entries))
+    return found
+
+
+def _table(name: str) -> nl.Table:
+    found = _TABLES.get(name)
+    if found is None:
+        found = _TABLES[name] = nl.Table(nl.Family.INET, name)
     return found
 
 
@@ -186,10 +238,9 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
     ``<name>.g<generation>`` (the same as ``to_netlink(versioned(ruleset, generation))``, without the copy)."""
     src = ruleset.table
     end = suffix(generation)
-    table = nl.Table(nl.Family.INET, src.name)
-    chains = tuple(
-        nl.Chain(table, c.name, _HOOKS[c.hook] if c.hook else None, c.priority, nl.Policy.ACCEPT) for c in src.chains
-    )
+    table = _table(src.name)
+    mapped = [_chain(table, c, end) for c in src.chains]
+    chains = tuple(chain for chain, _ in mapped)
     sets = (*(_set(table, s, end) for s in src.sets), *(_map(table, m) for m in src.maps))
-    rules = tuple(_rule(table, c.name, r, end) for c in src.chains for r in c.rules)
+    rules = tuple(r for _, chain_rules in mapped for r in chain_rules)
     return nl.Ruleset(table, chains, sets, rules)
