@@ -54,18 +54,17 @@ class Unknown(Expr):
 def encode_expr(expr: Expr) -> bytes:
     """One `NFTA_LIST_ELEM` of a rule's expression list.
 
-    Kept on the expression too (its `__dict__`; the value is frozen): the matchers share their expressions between
-    rules, and a dict look-up is cheaper than hashing the expression for the process-wide cache.
+    Kept on the expression too (an attribute outside its fields; the value is frozen): the matchers share their
+    expressions between rules, and an attribute look-up is cheaper than hashing the expression for the
+    process-wide cache.
     """
     if not expr.memoisable:
         return _encode(expr)
-    encoded: bytes | None = expr.__dict__.get(_ENCODED)
+    encoded: bytes | None = getattr(expr, "_encoded", None)
     if encoded is None:
-        encoded = expr.__dict__[_ENCODED] = _encode_memoised(expr)
+        encoded = _encode_memoised(expr)
+        object.__setattr__(expr, "_encoded", encoded)  # not `__dict__`: that would make the instance build one
     return encoded
-
-
-_ENCODED = "_encoded"
 
 
 def _encode(expr: Expr) -> bytes:
