@@ -163,8 +163,7 @@ class Batch:
 
     def add_table(self, table: Table, *, exclusive: bool = False) -> None:
         """Create the table; without `exclusive` an existing table is fine (nft `add table`)."""
-        flags = NLM_F_REQUEST | (NLM_F_EXCL if exclusive else 0)
-        self._add(NFT_MSG_NEWTABLE, flags, table, _objects.encode_table(table))
+        self._append(_plans.table_segment(table, NLM_F_REQUEST | (NLM_F_EXCL if exclusive else 0)), table)
 
     def delete_table(self, table: Table) -> None:
         self._add(NFT_MSG_DELTABLE, NLM_F_REQUEST, table, _objects.encode_table_ref(table))
@@ -180,7 +179,7 @@ class Batch:
     # --- chains --------------------------------------------------------------------------------------------------
 
     def add_chain(self, chain: Chain) -> None:
-        self._add(NFT_MSG_NEWCHAIN, _plans.CREATE, chain, _objects.encode_chain(chain))
+        self._append(_plans.chain_segment(chain), chain)
 
     def delete_chain(self, chain: Chain) -> None:
         self._add(NFT_MSG_DELCHAIN, NLM_F_REQUEST, chain, _objects.encode_chain_ref(chain))
@@ -189,7 +188,7 @@ class Batch:
         self._add(NFT_MSG_DESTROYCHAIN, NLM_F_REQUEST, chain, _objects.encode_chain_ref(chain))
 
     def flush_chain(self, chain: Chain) -> None:
-        self._add(NFT_MSG_DELRULE, NLM_F_REQUEST, chain, _objects.encode_flush(chain.table, chain.name), "flush")
+        self._append(_plans.chain_flush_segment(chain), chain)
 
     # --- sets ----------------------------------------------------------------------------------------------------
 
@@ -230,16 +229,23 @@ class Batch:
 
     def add_rule(self, rule: Rule) -> None:
         """Append the rule to its chain; anonymous sets of its lookups are created just before it."""
-        plan = _plans.rule_plan(rule)
-        part = plan.segment
-        if part.set_ids:
-            used = self._set_ids
-            if not used.isdisjoint(part.set_ids):  # an anonymous set binds to one rule: this use gets sets of its own
-                part = _plans.bind(rule, plan.head, plan.exprs, plan.tail)
-            used.update(part.set_ids)
-        self._parts.append(part)
-        self._subjects.append(rule)
-        self._count += len(part.offsets)
+        self.add_rules((rule,))
+
+    def add_rules(self, rules: Iterable[Rule]) -> None:
+        """`add_rule` for each rule, in order."""
+        parts, subjects, used = self._parts, self._subjects, self._set_ids
+        count = 0
+        for rule in rules:
+            plan = _plans.rule_plan(rule)
+            part = plan.segment
+            if part.set_ids:
+                if not used.isdisjoint(part.set_ids):  # an anonymous set binds to one rule: this use gets its own
+                    part = _plans.bind(rule, plan.head, plan.exprs, plan.tail)
+                used.update(part.set_ids)
+            parts.append(part)
+            subjects.append(rule)
+            count += len(part.offsets)
+        self._count += count
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""

@@ -30,10 +30,13 @@ from typing import NamedTuple
 from netlink_nft import _objects, _sets, _tlv
 from netlink_nft._const import (
     NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_DELRULE,
     NFT_MSG_DELSETELEM,
+    NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE,
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
+    NFT_MSG_NEWTABLE,
     NFTA_RULE_EXPRESSIONS,
     NFTA_SET_ELEM_LIST_SET_ID,
     NFTA_SET_ID,
@@ -99,6 +102,36 @@ _NO_DETAIL = ("",)
 
 def single(kind: int, flags: int, family: int, body: bytes, detail: str = "") -> Segment:
     return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL)
+
+
+def _kept(subject: Table | Chain, key: str) -> tuple[dict[str, Segment], Segment | None]:
+    plans: dict[str, Segment] = subject.__dict__.setdefault(_ATTR, {})
+    return plans, plans.get(key)
+
+
+def table_segment(table: Table, flags: int) -> Segment:
+    """NEWTABLE with `flags`, kept on the table."""
+    plans, found = _kept(table, f"new {flags}")
+    if found is None:
+        found = plans[f"new {flags}"] = single(NFT_MSG_NEWTABLE, flags, table.family, _objects.encode_table(table))
+    return found
+
+
+def chain_segment(chain: Chain) -> Segment:
+    """NEWCHAIN (create or update), kept on the chain."""
+    plans, found = _kept(chain, "new")
+    if found is None:
+        found = plans["new"] = single(NFT_MSG_NEWCHAIN, CREATE, chain.table.family, _objects.encode_chain(chain))
+    return found
+
+
+def chain_flush_segment(chain: Chain) -> Segment:
+    """The DELRULE that empties the chain, kept on the chain."""
+    plans, found = _kept(chain, "flush")
+    if found is None:
+        body = _objects.encode_flush(chain.table, chain.name)
+        found = plans["flush"] = single(NFT_MSG_DELRULE, NLM_F_REQUEST, chain.table.family, body, "flush")
+    return found
 
 
 _ids = itertools.count(1)

@@ -84,8 +84,7 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None, *, into: 
             batch.delete_set(old)
         batch.add_set(set_, flush=current is None)
     # 4. the new rules, base chains included, in the same transaction
-    for rule in desired.rules:
-        batch.add_rule(rule)
+    batch.add_rules(desired.rules)
     # 5. what is no longer wanted (no rule references it any more): sets and maps first, since a verdict map's
     #    elements reference chains, and a chain still referenced cannot be deleted (EBUSY)
     for name, set_ in old_sets.items():
