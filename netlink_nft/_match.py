@@ -277,17 +277,28 @@ def in_set(
 ) -> Match:
     """`field @set` (or `field . field @set` for a tuple of fields); an iterable of values makes an anonymous set."""
     fields = fields if isinstance(fields, tuple) else (fields,)
-    if not isinstance(set_, str | AnonymousSet):
-        set_ = anonymous_set(fields, set_)
-    exprs, guards = _loads(fields)
-    return Match((*exprs, Lookup(set_, invert=negate)), guards)
+    if type(set_) is str:
+        return _named_lookup(fields, set_, negate, None)
+    if not isinstance(set_, AnonymousSet):
+        set_ = anonymous_set(fields, set_)  # type: ignore[arg-type]
+    return _lookup(fields, set_, negate, None)
 
 
 def vmap(fields: Field | tuple[Field, ...], map_: str | AnonymousSet) -> Match:
     """`field vmap @map`: jump/accept/drop by the verdict stored for the key (its own verdict, no other needed)."""
     fields = fields if isinstance(fields, tuple) else (fields,)
+    if type(map_) is str:
+        return _named_lookup(fields, map_, False, NFT_REG_VERDICT)
+    return _lookup(fields, map_, False, NFT_REG_VERDICT)
+
+
+def _lookup(fields: tuple[Field, ...], set_: str | AnonymousSet, negate: bool, dreg: int | None) -> Match:
     exprs, guards = _loads(fields)
-    return Match((*exprs, Lookup(map_, dreg=NFT_REG_VERDICT)), guards)
+    return Match((*exprs, Lookup(set_, dreg=dreg, invert=negate)), guards)
+
+
+# The same named sets are matched in every pod's rules: one Match each.
+_named_lookup = functools.lru_cache(maxsize=4096)(_lookup)
 
 
 # --- the matchers a firewall writes --------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ from netlink_nft import (
     in_set,
     jump,
     rule,
+    vmap,
 )
+from netlink_nft._const import NFT_REG_VERDICT
 
 T = Table(Family.INET, "t")
 
@@ -83,3 +85,16 @@ def test_cached_helpers_return_equal_values() -> None:
     assert jump("c") == jump("c") and jump("c").chain == "c"
     assert ct_state(CtState.ESTABLISHED, CtState.RELATED) == ct_state(CtState.RELATED | CtState.ESTABLISHED)
     assert ct_state(CtState.NEW) != ct_state(CtState.ESTABLISHED)
+
+
+def test_named_lookups_are_shared_per_fields_name_negation_and_kind() -> None:
+    plain, negated = in_set(TCP_DPORT, "ports"), in_set(TCP_DPORT, "ports", negate=True)
+    assert plain == in_set(TCP_DPORT, "ports") and plain != negated
+    lookups = [m.exprs[-1] for m in (plain, negated, vmap(TCP_DPORT, "ports"), in_set((TCP_DPORT,), "other"))]
+    assert all(isinstance(e, Lookup) for e in lookups)
+    assert [(e.set, e.invert, e.dreg) for e in lookups if isinstance(e, Lookup)] == [
+        ("ports", False, None),
+        ("ports", True, None),
+        ("ports", False, NFT_REG_VERDICT),
+        ("other", False, None),
+    ]
