@@ -160,6 +160,10 @@ class _Integer(DataType):
     def from_int(self, number: int) -> Value:
         return number
 
+    def with_int(self, value: object) -> tuple[Value, int]:
+        number = self.normalise(value)
+        return number, number  # type: ignore[return-value]
+
 
 @dataclass(frozen=True, repr=False)
 class _Ifname(DataType):
@@ -172,6 +176,10 @@ class _Ifname(DataType):
 
     def to_bytes(self, value: Value) -> bytes:
         return value.encode().ljust(IFNAMSIZ, b"\0")  # type: ignore[union-attr]
+
+    def with_int(self, value: object) -> tuple[Value, int]:
+        name = self.normalise(value)
+        return name, int.from_bytes(name.encode().ljust(IFNAMSIZ, b"\0"), "big")  # type: ignore[union-attr]
 
     def from_bytes(self, raw: bytes) -> Value:
         return raw.split(b"\0", 1)[0].decode()

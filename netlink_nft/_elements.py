@@ -56,19 +56,17 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
         return cls(first, None if first == last else last)
 
 
-def _key_tuple(types: tuple[DataType, ...], key: Key) -> tuple[Value, ...]:
-    values = key if isinstance(key, tuple) else (key,)
-    if len(values) != len(types):
+def _key_tuple(types: tuple[DataType, ...], key: Key) -> tuple[tuple[Value, ...], bytes]:
+    """The canonical values of a concatenated key, and their bytes (what elements are sorted by)."""
+    if not isinstance(key, tuple) or len(key) != len(types):
         raise InvalidValue(f"key {key!r} does not match type {' . '.join(t.name for t in types)}")
-    return tuple([t.normalise(v) for t, v in zip(types, values, strict=True)])
-
-
-def _key_bytes(types: tuple[DataType, ...], values: tuple[Value, ...]) -> bytes:
-    return b"".join([t.to_bytes(v) for t, v in zip(types, values, strict=True)])
-
-
-def _unwrap(values: tuple[Value, ...]) -> Key:
-    return values[0] if len(values) == 1 else values
+    values: list[Value] = []
+    raw = b""
+    for t, v in zip(types, key, strict=True):  # a plain loop: two or three fields, a comprehension costs more
+        value = t.normalise(v)
+        values.append(value)
+        raw += t.to_bytes(value)
+    return tuple(values), raw
 
 
 def _check_data(data_type: DataType | None, element: SetElement) -> Data:
@@ -93,17 +91,21 @@ def normalise(
         return (_merge_ranges if interval else _distinct_values)(types[0], data_type, elements)
     by_key: dict[bytes, SetElement] = {}
     for element in elements:
-        key = _key_tuple(types, element.key)
-        end = None if element.end is None else _key_tuple(types, element.end)
-        if end is not None and not interval:
-            raise InvalidValue(f"element {element!r} is a range but the set has no interval flag")
-        if end == key:
-            end = None
-        raw = _key_bytes(types, key) + (b"" if end is None else _key_bytes(types, end))
-        canonical = SetElement(_unwrap(key), None if end is None else _unwrap(end), _check_data(data_type, element))
+        key, raw = _key_tuple(types, element.key)
+        end = None
+        if element.end is not None:
+            if not interval:
+                raise InvalidValue(f"element {element!r} is a range but the set has no interval flag")
+            end, raw_end = _key_tuple(types, element.end)
+            if end == key:
+                end = None
+            else:
+                raw += raw_end
+        data = None if data_type is None and element.data is None else _check_data(data_type, element)
+        canonical = SetElement(key, end, data)
         if by_key.setdefault(raw, canonical) != canonical:
             raise InvalidValue(f"conflicting data for {canonical.key!r}")
-    return tuple(by_key[raw] for raw in sorted(by_key))
+    return tuple([by_key[raw] for raw in sorted(by_key)])
 
 
 def _distinct_values(
