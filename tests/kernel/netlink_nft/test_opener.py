@@ -73,3 +73,12 @@ def test_the_namespace_id_is_the_one_the_socket_was_made_in(netns: str) -> None:
         assert nft.netns_id == ident
         own = os.stat("/proc/thread-self/ns/net")
         assert ours.netns_id == (own.st_dev, own.st_ino) != ident
+
+
+def test_the_opener_thread_never_preempts_its_waker(netns: str) -> None:
+    opener = _Opener()
+    wait(opener, opener.submit(netns_path(netns), _socket), "test", 10).close()
+    thread = opener._thread
+    assert thread is not None and thread.native_id is not None
+    assert os.sched_getscheduler(thread.native_id) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's own policy is untouched
