@@ -6,6 +6,7 @@ import struct
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from netlink_nft import (
     ACCEPT,
@@ -23,6 +24,7 @@ from netlink_nft import (
     Counter,
     Ct,
     CtKey,
+    DataType,
     Expr,
     Family,
     Immediate,
@@ -128,6 +130,29 @@ def test_fast_rbtree_encoding_equals_the_generic_one(elements: list[SetElement])
     fast = [b"".join(chunk) for chunk in _sets._rbtree_chunks(_spec(s), s.elements)]
     generic = [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
     assert fast == generic
+
+
+@given(
+    st.sampled_from([(IPV4_ADDR,), (IPV6_ADDR,), (INET_SERVICE,), (IFNAME,), (IPV4_ADDR, INET_SERVICE)]),
+    st.lists(st.integers(0, 2**16 - 1), max_size=600),
+)
+def test_fast_plain_encoding_equals_the_generic_one(key: tuple[DataType, ...], numbers: list[int]) -> None:
+    """Sets without intervals or data (up to a few chunks of elements) encode as the generic path does."""
+
+    def value(t: DataType, n: int) -> int | str:
+        return f"if{n}" if t is IFNAME else n
+
+    elements = tuple(SetElement(tuple(value(t, n) for t in key) if len(key) > 1 else value(key[0], n)) for n in numbers)
+    s = Set(T, "s", key, elements=elements)
+    fast = [b"".join(chunk) for chunk in _sets._plain_chunks(_spec(s), s.elements)]
+    generic = [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
+    assert fast == generic
+
+
+def test_fast_plain_encoding_chunks_as_the_generic_one() -> None:
+    s = Set(T, "s", (IPV4_ADDR,), elements=tuple(SetElement(0x0A000000 + n) for n in range(10_000)))
+    fast = [b"".join(chunk) for chunk in _sets._plain_chunks(_spec(s), s.elements)]
+    assert len(fast) > 1 and fast == [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
 
 
 def test_concatenated_keys_pad_each_field_to_four_bytes() -> None:
