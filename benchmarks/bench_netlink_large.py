@@ -1,5 +1,5 @@
 """(b) 1,000 rules and a 10,000-range interval set, installed fresh in one transaction: netlink_nft (build the
-model, encode, open a socket, apply) against `nft -f` of the same ruleset. Target: no slower.
+model, encode, open a socket, apply) against `nft -f` of the same ruleset. Target: at most 0.8 of nft's time.
 
 The set's ranges are given as numbers, as a policy compiler produces them after CIDR arithmetic (`cidr - except`);
 the rules' prefixes are given as text.
@@ -87,7 +87,9 @@ def main() -> None:
         spaces = [tuple(stack.enter_context(throwaway_netns("bench-big")) for _ in "ab") for _ in range(REPS)]
         ours, theirs = paired_medians(lambda i: install(spaces[i][0]), lambda i: nft_file.load(spaces[i][1]), REPS)
         build = median_ms(big_ruleset, REPS)
-        encode = median_ms(lambda: replace_contents(ruleset).encode(), REPS)
+        fresh: list[Ruleset] = []
+        encode = median_ms(lambda: replace_contents(fresh.pop()).encode(), REPS, lambda: fresh.append(big_ruleset()))
+        again = median_ms(lambda: replace_contents(ruleset).encode(), REPS)
         clean = [stack.enter_context(throwaway_netns("bench-big")) for _ in range(REPS)]
         socks = [NftSocket.open(netns_path(ns)) for ns in clean]
         it = iter(socks)
@@ -99,10 +101,11 @@ def main() -> None:
         [
             Row(f"total: build+encode+open+apply ({len(batch)} msgs, {size // 1024} KiB)", ours, theirs),
             Row("  build the model", build, None),
-            Row("  replace_contents + encode", encode, None),
+            Row("  replace_contents + encode, first use of the objects", encode, None),
+            Row("  the same again (each object's messages kept on it)", again, None),
             Row("  apply (sendmsg, kernel, replies)", apply, None),
         ],
-        f"medians of {REPS}; target ratio <= 1",
+        f"medians of {REPS}; target ratio <= 0.8",
     )
 
 
