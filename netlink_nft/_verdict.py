@@ -43,11 +43,16 @@ class Verdict:
         return f"{self.code.name.lower()}" + (f" {self.chain}" if self.chain else "")
 
     def encode(self) -> bytes:
-        """The `NFTA_DATA_VERDICT` nest."""
-        parts = [_tlv.be32s(NFTA_VERDICT_CODE, self.code)]
-        if self.chain is not None:
-            parts.append(_tlv.strz(NFTA_VERDICT_CHAIN, self.chain))
-        return _tlv.nest(NFTA_DATA_VERDICT, *parts)
+        """The `NFTA_DATA_VERDICT` nest (worked out once per value: verdict maps repeat the same few verdicts, and
+        `jump` hands out one value per chain)."""
+        encoded: bytes | None = getattr(self, "_encoded", None)
+        if encoded is None:
+            parts = [_tlv.be32s(NFTA_VERDICT_CODE, self.code)]
+            if self.chain is not None:
+                parts.append(_tlv.strz(NFTA_VERDICT_CHAIN, self.chain))
+            encoded = _tlv.nest(NFTA_DATA_VERDICT, *parts)
+            object.__setattr__(self, "_encoded", encoded)  # frozen: outside the fields, not compared
+        return encoded
 
     @classmethod
     def decode(cls, payload: bytes) -> Verdict:
