@@ -170,6 +170,9 @@ class _Opener:
         finally:
             for fd in own:
                 os.close(fd)
+            with self._lock:  # ended by an unexpected error: let a successor start (and never pin a dead thread id)
+                if self._thread is threading.current_thread():
+                    self._thread = None
 
     def _serve_one(self, own: list[int]) -> bool:
         """Answer the next request; False when this thread must end (idle with nothing queued, or stranded)."""

@@ -7,6 +7,8 @@ import os
 import socket
 import threading
 
+import pytest
+
 from netlink_nft import NftSocket
 from netlink_nft._netns import _Opener, socket_and_id_in_netns, wait
 from tests.support.netns import netns_path
@@ -82,3 +84,22 @@ def test_the_opener_thread_never_preempts_its_waker(netns: str) -> None:
     assert thread is not None and thread.native_id is not None
     assert os.sched_getscheduler(thread.native_id) == os.SCHED_BATCH
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's own policy is untouched
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_opener_thread_ended_by_an_unexpected_error_is_replaced(netns: str) -> None:
+    opener = _Opener()
+    real = opener._serve_one
+    failures: list[int] = []
+
+    def fails_once(own: list[int]) -> bool:
+        if not failures:
+            failures.append(threading.get_native_id())
+            raise RuntimeError("unexpected")
+        return real(own)
+
+    opener._serve_one = fails_once  # type: ignore[method-assign]
+    request = opener.submit(netns_path(netns), _socket)  # queued; its thread dies before taking it
+    wait(opener, request, "test", 10).close()  # the waiting caller starts a successor, which serves it
+    thread = opener._thread
+    assert failures and thread is not None and thread.native_id != failures[0]
