@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from e2e.controlplane import Credentials
+from tests.api.helpers import unique_namespace
+from tests.conftest import require_root_and_nftables
 from tests.support.netns import ip, throwaway_netns, unique_name
 
 T = TypeVar("T")
@@ -220,6 +223,36 @@ def node(admin: httpx.Client, namespace: str) -> Iterator[Node]:
         ip("link", "add", "br0", "type", "bridge", netns=fabric)
         ip("link", "set", "br0", "up", netns=fabric)
         yield Node(admin, namespace, unique_name("node"), fabric, stack)
+
+
+@contextlib.contextmanager
+def nad_node(admin: httpx.Client, prefix: str) -> Iterator[Node]:
+    """A node whose pods go in a fresh namespace named after ``prefix``, holding the macvlan NAD ``macnet``."""
+    with node(admin, unique_namespace(admin, prefix)) as n:
+        n.create_nad()
+        yield n
+
+
+def node_fixtures(prefix: str) -> tuple[Any, Any]:
+    """The fixtures ``admin`` (an API client; skipped, or failed in CI, without root and nf_tables) and
+    ``cluster`` (a ``nad_node`` in a namespace named after ``prefix``), for a test module or conftest to bind
+    under those names::
+
+        admin, cluster = node_fixtures("dmn")
+    """
+
+    @pytest.fixture
+    def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
+        require_root_and_nftables()
+        with control_plane.client() as client:
+            yield client
+
+    @pytest.fixture
+    def cluster(admin: httpx.Client) -> Iterator[Node]:
+        with nad_node(admin, prefix) as n:
+            yield n
+
+    return admin, cluster
 
 
 class Daemon:

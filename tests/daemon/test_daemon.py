@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from e2e.controlplane import Credentials
-from tests.api.helpers import unique_namespace
 from tests.conftest import require_root_and_nftables
-from tests.daemon.cluster import V2_ROOT, Daemon, Node, nft_in, node, table_text, wait_for
+from tests.daemon.cluster import V2_ROOT, Daemon, Node, nft_in, node_fixtures, table_text, wait_for
 from tests.support.traffic import tcp_connects
 from trinet.daemon.worker import SANDBOX_POLL
 
@@ -26,18 +25,7 @@ SERVER_POLICY = {
 }
 
 
-@pytest.fixture
-def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
-    require_root_and_nftables()
-    with control_plane.client() as client:
-        yield client
-
-
-@pytest.fixture
-def cluster(admin: httpx.Client) -> Iterator[Node]:
-    with node(admin, unique_namespace(admin, "dmn")) as n:
-        n.create_nad()
-        yield n
+admin, cluster = node_fixtures("dmn")
 
 
 @pytest.fixture

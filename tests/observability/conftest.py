@@ -5,28 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from e2e.controlplane import Credentials
-from tests.api.helpers import unique_namespace
-from tests.conftest import require_root_and_nftables
-from tests.daemon.cluster import Daemon, Node, node
+from tests.daemon.cluster import Daemon, Node, node_fixtures
 from tests.observability.kube import Scraper, free_port
 
-
-@pytest.fixture
-def admin(control_plane: Credentials) -> Iterator[httpx.Client]:
-    require_root_and_nftables()
-    with control_plane.client() as client:
-        yield client
-
-
-@pytest.fixture
-def cluster(admin: httpx.Client) -> Iterator[Node]:
-    with node(admin, unique_namespace(admin, "obsd")) as n:
-        n.create_nad()
-        yield n
+admin, cluster = node_fixtures("obsd")
 
 
 @pytest.fixture
