@@ -13,22 +13,15 @@ from __future__ import annotations
 
 from benchmarks.bench_netlink_lib import NftFile, Row, median_ms, nft, paired_medians, print_table
 from netlink_nft import (
-    DROP,
-    IP_SADDR,
-    IPV4_ADDR,
     Batch,
-    Chain,
     Family,
-    Hook,
     NftSocket,
     Ruleset,
-    Set,
     SetElement,
     Table,
-    in_set,
     replace_contents,
-    rule,
 )
+from tests.kernel.netlink_nft.rulesets import blocklist, install
 from tests.support.netns import netns_path, throwaway_netns
 
 REPS = 31
@@ -40,10 +33,7 @@ SWAP = (SetElement("192.0.2.1"), SetElement("192.0.2.2"))  # alternately removed
 def ruleset(size: int, interval: bool) -> Ruleset:
     """A set of `size` addresses (one per /24, so none merge) and a rule that uses it."""
     elements = (*(SetElement(BASE + 256 * i) for i in range(size - 1)), SWAP[0])
-    blocked = Set(TABLE, "blk", (IPV4_ADDR,), interval=interval, elements=elements)
-    return Ruleset(
-        TABLE, (Chain(TABLE, "input", Hook.INPUT),), (blocked,), (rule(TABLE, "input", in_set(IP_SADDR, "blk"), DROP),)
-    )
+    return blocklist(TABLE, elements, interval=interval, name="blk")
 
 
 def delta_batch(desired: Ruleset, i: int) -> Batch:
@@ -67,7 +57,7 @@ def measure(size: int, interval: bool) -> list[Row]:
     files = nft_delta_files()
     with throwaway_netns("bench-delta") as ours_ns, throwaway_netns("bench-delta") as nft_ns:
         with NftSocket.open(netns_path(ours_ns)) as seed:
-            seed.apply(replace_contents(desired))
+            install(seed, desired)
         NftFile(nft(ours_ns, "list", "ruleset")).load(nft_ns)
         with NftSocket.open(netns_path(ours_ns)) as sock:
             ours, theirs = paired_medians(

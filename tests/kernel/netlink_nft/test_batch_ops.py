@@ -29,6 +29,7 @@ from netlink_nft import (
     replace_contents,
     rule,
 )
+from tests.kernel.netlink_nft.rulesets import install
 
 T = Table(Family.INET, "ops")
 INPUT = Chain(T, "input", Hook.INPUT)
@@ -39,9 +40,7 @@ RULES = (rule(T, "input", in_set(TCP_DPORT, "ports"), ACCEPT, comment="first"), 
 
 @pytest.fixture
 def installed(nft_sock: NftSocket) -> Ruleset:
-    ruleset = Ruleset(T, (INPUT, SUB), (PORTS,), RULES)
-    nft_sock.apply(replace_contents(ruleset))
-    return ruleset
+    return install(nft_sock, Ruleset(T, (INPUT, SUB), (PORTS,), RULES))
 
 
 def apply(nft_sock: NftSocket, *steps: tuple[str, object]) -> Ruleset | None:

@@ -17,7 +17,6 @@ from netlink_nft import (
     ACCEPT,
     DROP,
     IP_SADDR,
-    IPV4_ADDR,
     Batch,
     Chain,
     Family,
@@ -26,7 +25,6 @@ from netlink_nft import (
     NftSocket,
     OutcomeUnknown,
     Ruleset,
-    Set,
     SetElement,
     Table,
     TransactionError,
@@ -35,6 +33,7 @@ from netlink_nft import (
     replace_contents,
     rule,
 )
+from tests.kernel.netlink_nft.rulesets import blocklist
 from tests.support.netns import netns_path
 
 T = Table(Family.INET, "commit")
@@ -42,8 +41,7 @@ INPUT = Chain(T, "input", Hook.INPUT)
 
 
 def ruleset(n: int) -> Ruleset:
-    blocked = Set(T, "blocked", (IPV4_ADDR,), interval=True, elements=(SetElement.network(f"10.{n}.0.0/16"),))
-    return Ruleset(T, (INPUT,), (blocked,), (rule(T, "input", in_set(IP_SADDR, "blocked"), DROP),))
+    return blocklist(T, (SetElement.network(f"10.{n}.0.0/16"),))
 
 
 @pytest.mark.parametrize("end_ack", [False, None], ids=["per-message-acks", "default"])

@@ -28,10 +28,10 @@ from netlink_nft import (
     dump_table,
     in_set,
     jump,
-    replace_contents,
     rule,
 )
 from tests.kernel.netlink_nft.conftest import nft_json
+from tests.kernel.netlink_nft.rulesets import blocklist, install
 from tests.support.netns import netns_path
 
 T = Table(Family.INET, "t")
@@ -39,10 +39,7 @@ INPUT = Chain(T, "input", Hook.INPUT)
 
 
 def installed(nft_sock: NftSocket) -> Ruleset:
-    blocked = Set(T, "blocked", (IPV4_ADDR,), interval=True, elements=(SetElement.network("192.0.2.0/24"),))
-    ruleset = Ruleset(T, (INPUT,), (blocked,), (rule(T, "input", in_set(IP_SADDR, "blocked"), DROP),))
-    nft_sock.apply(replace_contents(ruleset))
-    return ruleset
+    return install(nft_sock, blocklist(T, (SetElement.network("192.0.2.0/24"),)))
 
 
 def test_bad_references_abort_everything_and_are_all_named(netns: str, nft_sock: NftSocket) -> None:
