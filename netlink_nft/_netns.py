@@ -52,12 +52,18 @@ def _unshare_net() -> None:
         raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
 
 
-def _current_cpu() -> int:
-    """The CPU the calling thread runs on, or -1 if unknown."""
+def _cpu_getter() -> Callable[[], int]:
+    """sched_getcpu(): the CPU the calling thread runs on (-1 if unknown), prepared once (typed, no errno copy)."""
     try:
-        return int(_libc.sched_getcpu())
-    except AttributeError:  # a libc without sched_getcpu
-        return -1
+        getcpu = ctypes.CDLL(None).sched_getcpu
+    except AttributeError:  # a libc without it
+        return lambda: -1
+    getcpu.argtypes = ()
+    getcpu.restype = ctypes.c_int
+    return getcpu  # type: ignore[no-any-return]
+
+
+_current_cpu = _cpu_getter()
 
 
 def netns_id(path: str) -> tuple[int, int]:
