@@ -195,11 +195,12 @@ class Batch:
     def add_set(self, set_: Set, *, flush: bool = False) -> None:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
-        part = _plans.set_plan(set_).segment(flush)
-        self._set_ids.update(part.set_ids)  # a named set's id may repeat (the same set twice): never looked up
-        self._parts.append(part)
-        self._subjects.append(set_)
-        self._count += len(part.offsets)
+        plan = _plans.set_plan(set_)
+        self._set_ids.update(plan.create.set_ids)  # a named set's id may repeat (the same set twice): never looked up
+        parts = (plan.create, plan.flush, plan.elements) if flush else (plan.create, plan.elements)
+        for part in parts:
+            if part is not None:
+                self._append(part, set_)
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -232,20 +233,27 @@ class Batch:
         self.add_rules((rule,))
 
     def add_rules(self, rules: Iterable[Rule]) -> None:
-        """`add_rule` for each rule, in order."""
-        parts, subjects, used = self._parts, self._subjects, self._set_ids
+        """`add_rule` for each rule, in order; nothing is added if one of them cannot be encoded."""
+        parts: list[Segment] = []
+        added: list[Rule] = []
+        ids: set[int] = set()
+        used = self._set_ids
         count = 0
         for rule in rules:
             plan = _plans.rule_plan(rule)
             part = plan.segment
             if part.set_ids:
-                if not used.isdisjoint(part.set_ids):  # an anonymous set binds to one rule: this use gets its own
-                    part = _plans.bind(rule, plan.head, plan.exprs, plan.tail)
-                used.update(part.set_ids)
+                if not (used.isdisjoint(part.set_ids) and ids.isdisjoint(part.set_ids)):
+                    # an anonymous set binds to one rule: this use gets sets of its own
+                    part = _plans.bind(rule, plan.head, plan.exprs, plan.tail, used | ids)
+                ids.update(part.set_ids)
             parts.append(part)
-            subjects.append(rule)
+            added.append(rule)
             count += len(part.offsets)
+        self._parts += parts
+        self._subjects += added
         self._count += count
+        used |= ids
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -275,6 +283,8 @@ class Batch:
                 number += 1
             base += len(part.data) >> 2
         words.release()
+        if number != seq + count + 1:
+            raise AssertionError(f"batch of {count} messages numbered up to {number - 1}")  # a bug, never sent
         if ack_each:
             position = len(begin) + _plans.ACK_FLAG_BYTE
             for part in parts:

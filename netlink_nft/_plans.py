@@ -11,12 +11,12 @@ given to a set when its segment is made, so no two sets of a batch share one unt
 named set is referenced by name only: the kernel resolves a name first among the sets active in the transaction's
 next generation, which includes the sets created earlier in the same batch, and turns to the id only when the name
 is not found (`nft_set_lookup_global`, since 4.16); `nft` sends the ids anyway. An anonymous set is referenced by
-its id, and binds to one rule only: a batch that would hold an anonymous id twice (the same rule object added twice,
-or a wrapped counter) gets a copy of the rule's segment with fresh ids (`Batch.add_rule`).
+its id, and binds to one rule only: a batch that would hold an id twice (the same rule object added twice, or a
+wrapped counter) gets a copy of the rule's segment with fresh ids that it does not hold (`Batch.add_rules`).
 
-What bounds it: a plan is stored in its object's own `__dict__` and is freed with the object; nothing is kept
-process-wide. The model values are frozen, so a plan never goes stale. A set's plan holds about as many bytes as
-its element messages.
+What bounds it: a plan is stored in its object's own `__dict__` and is freed with the object (it holds no reference
+back to it); process-wide there is only the id counter. The model values are frozen, so a plan never goes stale. A
+set's plan holds its element messages once.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import struct
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 from netlink_nft import _objects, _sets, _tlv
@@ -47,6 +47,7 @@ from netlink_nft._const import (
     NLM_F_REQUEST,
 )
 from netlink_nft._elements import AnonymousSet
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import Lookup, encode_expr
 from netlink_nft._model import Chain, Rule, Set, Table
 
@@ -145,28 +146,13 @@ def new_set_id() -> int:
 # --- named sets --------------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class SetPlan:
-    """A named set's messages: NEWSET, the flush (DELSETELEM) when asked for, and its NEWSETELEMs."""
+class SetPlan(NamedTuple):
+    """A named set's messages as three segments, so that a batch with the flush and one without share the
+    element messages: NEWSET, the flush (DELSETELEM of every element), the NEWSETELEMs (None: no elements)."""
 
-    family: int
-    detail: str  # of the element messages
-    newset: bytes  # with the set's transaction id
-    element_bodies: tuple[bytes, ...]
-    ref: bytes  # the body of a flush
-    set_id: int
-    segments: dict[bool, Segment] = field(default_factory=dict)  # by `flush`, made when first asked for
-
-    def segment(self, flush: bool) -> Segment:
-        found = self.segments.get(flush)
-        if found is None:
-            detail = self.detail
-            messages = [(NFT_MSG_NEWSET, CREATE, self.newset, "")]
-            if flush:
-                messages.append((NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.ref, "flush"))
-            messages.extend((NFT_MSG_NEWSETELEM, CREATE, body, detail) for body in self.element_bodies)
-            found = self.segments[flush] = segment(self.family, messages, (self.set_id,))
-        return found
+    create: Segment
+    flush: Segment
+    elements: Segment | None
 
 
 def spec_of(set_: Set) -> _sets.SetSpec:
@@ -177,14 +163,22 @@ def set_plan(set_: Set) -> SetPlan:
     """The plan of a named set (or map) holding all its elements."""
     plan: SetPlan | None = set_.__dict__.get(_ATTR)
     if plan is None:
+        if "%" in set_.name:  # the kernel would take the name for a template ("%d") and pick a name of its own
+            raise InvalidValue(f"{set_}: a set name must not contain '%'")
         spec = spec_of(set_)
+        family = set_.table.family
         head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, set_.elements))
-        bodies = tuple(_sets.encode_element_lists(spec, None, set_.elements))
-        ref = _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name)
         set_id = new_set_id()
         newset = head + _tlv.be32(NFTA_SET_ID, set_id) + tail
+        ref = _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name)
+        detail = f"elements of {spec.name}"
+        bodies = [
+            (NFT_MSG_NEWSETELEM, CREATE, body, detail) for body in _sets.encode_element_lists(spec, None, set_.elements)
+        ]
         plan = set_.__dict__[_ATTR] = SetPlan(
-            set_.table.family, f"elements of {spec.name}", newset, bodies, ref, set_id
+            Segment(frame(NFT_MSG_NEWSET, CREATE, family, newset), _FIRST, _NO_DETAIL, (set_id,)),
+            single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, family, ref, "flush"),
+            segment(family, bodies) if bodies else None,
         )
     return plan
 
@@ -240,8 +234,14 @@ def _expr(table: str, expr: object) -> bytes | AnonymousLookup:
     return AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
 
 
-def bind(rule: Rule, head: bytes, exprs: tuple[bytes | AnonymousLookup, ...], tail: bytes) -> Segment:
-    """The rule's segment, each anonymous set created under a new id just before the rule."""
+def bind(
+    rule: Rule,
+    head: bytes,
+    exprs: tuple[bytes | AnonymousLookup, ...],
+    tail: bytes,
+    avoid: AbstractSet[int] = frozenset(),
+) -> Segment:
+    """The rule's segment, each anonymous set created under a new id (none in `avoid`) just before the rule."""
     if all(type(e) is bytes for e in exprs):  # the usual case: no anonymous set
         body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
         return Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, _NO_DETAIL)
@@ -254,6 +254,8 @@ def bind(rule: Rule, head: bytes, exprs: tuple[bytes | AnonymousLookup, ...], ta
             continue
         assert isinstance(expr, AnonymousLookup)
         set_id = new_set_id()
+        while set_id in avoid or set_id in ids:  # only after the 32-bit counter wrapped
+            set_id = new_set_id()
         ids.append(set_id)
         plan = expr.set
         newset = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import weakref
 
 import pytest
@@ -15,6 +16,7 @@ from netlink_nft import (
     IIFNAME,
     IP_SADDR,
     IPV4_ADDR,
+    TCP_DPORT,
     VERDICT,
     Batch,
     Family,
@@ -23,6 +25,7 @@ from netlink_nft import (
     Set,
     SetElement,
     Table,
+    _plans,
     _tlv,
     in_set,
     jump,
@@ -31,6 +34,7 @@ from netlink_nft import (
 )
 from netlink_nft._const import NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFTA_SET_ID
 from netlink_nft._elements import AnonymousSet
+from netlink_nft._errors import InvalidValue
 from netlink_nft._objects import encode_rule
 from netlink_nft._sets import ANONYMOUS_NAME, SetSpec, declared_size, encode_element_lists, encode_set
 
@@ -127,6 +131,50 @@ def _build_and_drop() -> None:
     batch = Batch()
     batch.add_set(s, flush=True)
     batch.add_rule(r)
-    refs = [weakref.ref(s), weakref.ref(r)]
+    refs: list[weakref.ref[Set | Rule]] = [weakref.ref(s), weakref.ref(r)]
     del batch, s, r
     assert [ref() for ref in refs] == [None, None]
+
+
+def test_rules_that_fail_to_encode_leave_the_batch_as_it_was() -> None:
+    good = rule(T, "a", in_set(IP_SADDR, [SetElement(0x0A000001), SetElement(0x0A000002)]), ACCEPT)
+    bad = rule(T, "a", ACCEPT, comment="x" * 300)  # longer than a rule comment can be
+    batch = Batch()
+    batch.add_rule(good)
+    before = batch.messages
+    with pytest.raises(InvalidValue):
+        batch.add_rules([rule(T, "b", in_set(IP_SADDR, [SetElement(0x0A000003), SetElement(0x0A000004)]), ACCEPT), bad])
+    assert len(batch) == len(before) and batch.messages == before
+    encoded = batch.encode(10)
+    assert encoded.count == len(before) and encoded.message_at(encoded.end_seq - 1) == before[-1]
+
+
+def _forced_ids(monkeypatch: pytest.MonkeyPatch, ids: list[int]) -> None:
+    """Make the process-wide id counter hand out `ids` (each minus one: `new_set_id` adds one), then carry on."""
+    monkeypatch.setattr(_plans, "_ids", itertools.chain((i - 1 for i in ids), itertools.count(1000)))
+
+
+def test_a_rule_whose_anonymous_id_a_named_set_holds_gets_fresh_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the counter wraps, a named set and an anonymous one can hold one id: the rule is rebound."""
+    _forced_ids(monkeypatch, [7, 7, 7, 8])  # the named set, the rule's anonymous set, then the rebind's draws
+    named = Set(T, "n", (IPV4_ADDR,), elements=(SetElement(0x0A000009),))
+    r = rule(T, "a", in_set(IP_SADDR, [SetElement(0x0A000001), SetElement(0x0A000002)]), ACCEPT)
+    batch = Batch()
+    batch.add_set(named)
+    batch.add_rule(r)
+    assert _set_ids(batch) == [7, 8]
+
+
+def test_fresh_ids_of_a_rebound_rule_avoid_every_id_of_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    _forced_ids(monkeypatch, [5, 6, 5, 6, 7])  # two sets in one rule; the rebind draws 5 and 6 again, then 7
+    r = rule(
+        T,
+        "a",
+        in_set(IP_SADDR, [SetElement(0x0A000001), SetElement(0x0A000002)]),
+        in_set(TCP_DPORT, [SetElement(22), SetElement(80)]),
+        ACCEPT,
+    )
+    batch = Batch()
+    batch.add_rules([r, r])
+    first, second = _set_ids(batch)[:2], _set_ids(batch)[2:]
+    assert first == [5, 6] and len(set(second)) == 2 and not set(second) & {5, 6}
