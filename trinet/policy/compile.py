@@ -288,6 +288,34 @@ def _preamble(options: CompileOptions, direction: Direction) -> list[Rule]:
     return rules
 
 
+def _isolated_chain(
+    snapshot: Snapshot,
+    subject: PodInfo,
+    options: CompileOptions,
+    direction: Direction,
+    name: str,
+    network: str,
+    policies: Iterable[EffectivePolicy],
+) -> tuple[Chain, tuple[Set, ...]]:
+    """The chain of one isolated (interface, direction) with the named sets it uses, from the rules of
+    ``policies``; memoised per snapshot by everything it depends on, so that pods with the same policies on the
+    same interface share one value (and everything mapped and encoded from it). Of the subject it reads only the
+    container ports (ingress named ports)."""
+    policies = tuple(policies)
+    key = ("chain", options, direction, name, network, tuple(p.key for p in policies), subject.container_ports)
+    found = snapshot.memo.get(key)
+    if found is None:
+        sets: list[Set] = []
+        builder = _ChainBuilder(name, sets)
+        rules = _preamble(options, direction)
+        for policy in policies:
+            for index, rule in enumerate(policy.rules(direction)):
+                rules.extend(_rule_rules(snapshot, subject, policy, direction, index, rule, network, builder))
+        rules.append(Rule((), Drop(), counter=True))  # what isolation drops, per pod and (interface, direction)
+        found = snapshot.memo[key] = (Chain(name, tuple(rules)), tuple(sets))
+    return cast(tuple[Chain, tuple[Set, ...]], found)
+
+
 def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptions()) -> PodRuleset:  # noqa: B008
     """The desired ruleset of ``pod`` given the cluster ``snapshot``. Pure and deterministic."""
     subject = snapshot.info(pod)
@@ -317,15 +345,11 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
             if not isolating:
                 continue
             name = _chain_name(direction, ifname)
-            builder = _ChainBuilder(name, sets)
-            rules = _preamble(options, direction)
-            for policy in () if contradictory else isolating:
-                for index, rule in enumerate(policy.rules(direction)):
-                    rules.extend(
-                        _rule_rules(snapshot, subject, policy, direction, index, rule, atts[0].network, builder)
-                    )
-            rules.append(Rule((), Drop(), counter=True))  # what isolation drops, per pod and (interface, direction)
-            chains.append(Chain(name, tuple(rules)))
+            chain, chain_sets = _isolated_chain(
+                snapshot, subject, options, direction, name, atts[0].network, () if contradictory else isolating
+            )
+            sets.extend(chain_sets)
+            chains.append(chain)
             dispatch[direction].append((ifname, name))
     if not chains:
         return empty_ruleset(options)

@@ -75,9 +75,11 @@ IfField = Literal["iifname", "oifname"]
 KeyType = Literal["ipv4_addr", "ipv6_addr", "inet_service"]
 
 
-class _V(msgspec.Struct, frozen=True, array_like=True, tag=True, weakref=True):
+class _V(msgspec.Struct, frozen=True, array_like=True, tag=True, weakref=True, cache_hash=True):
     """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous; weakly
-    referenceable, so that memos keyed by them (``to_netlink``) live only as long as the values."""
+    referenceable, so that memos keyed by them (``to_netlink``) live only as long as the values. The hash is
+    computed once per value: ``compile`` shares a chain and its sets between the pods that have the same one, and
+    every memo look-up of a shared value then costs no more than an identity check."""
 
 
 class NfProto(_V, frozen=True):
