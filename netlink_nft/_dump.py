@@ -97,7 +97,7 @@ def _read_table(nft: NftSocket, table: Table) -> Ruleset | None:
         try:
             elements = _sets.decode_elements(spec, lists)
         except (KeyError, ValueError, IndexError, struct.error):  # elements we do not model (a catch-all, say):
-            spec = dataclasses.replace(spec, key=(opaque(0, spec.key_len),))  # keep the set, never equal to ours
+            spec = spec._replace(key=(opaque(0, spec.key_len),))  # keep the set, never equal to ours
             elements = []
         if spec.anonymous:
             anonymous[spec.name] = AnonymousSet(spec.key, tuple(elements), spec.interval, spec.data)

@@ -40,8 +40,6 @@ from netlink_nft._const import (
     NFTA_RULE_EXPRESSIONS,
     NFTA_SET_ELEM_LIST_SET_ID,
     NFTA_SET_ID,
-    NFTA_SET_NAME,
-    NFTA_SET_TABLE,
     NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_REQUEST,
@@ -60,6 +58,7 @@ _SUBSYS = NFNL_SUBSYS_NFTABLES << 8
 CREATE = NLM_F_REQUEST | NLM_F_CREATE
 _APPEND = CREATE | NLM_F_APPEND
 _BE32 = struct.Struct(">I")
+_BE32_ATTR_SET_ID = _tlv.be32(NFTA_SET_ID, 0)[:4]  # the attribute header of NFTA_SET_ID
 _HEADER_FIELDS = struct.Struct("=IHH")
 _SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
 _SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)
@@ -146,13 +145,22 @@ def new_set_id() -> int:
 # --- named sets --------------------------------------------------------------------------------------------------
 
 
-class SetPlan(NamedTuple):
+class SetPlan:
     """A named set's messages as three segments, so that a batch with the flush and one without share the
-    element messages: NEWSET, the flush (DELSETELEM of every element), the NEWSETELEMs (None: no elements)."""
+    element messages: NEWSET, the flush (DELSETELEM of every element; made when first asked for), the NEWSETELEMs
+    (None: no elements)."""
 
-    create: Segment
-    flush: Segment
-    elements: Segment | None
+    __slots__ = ("_flush", "create", "elements", "family", "ref")
+
+    def __init__(self, create: Segment, elements: Segment | None, family: int, ref: bytes) -> None:
+        self.create, self.elements, self.family, self.ref = create, elements, family, ref
+        self._flush: Segment | None = None
+
+    @property
+    def flush(self) -> Segment:
+        if self._flush is None:
+            self._flush = single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
+        return self._flush
 
 
 def spec_of(set_: Set) -> _sets.SetSpec:
@@ -167,19 +175,21 @@ def set_plan(set_: Set) -> SetPlan:
             raise InvalidValue(f"{set_}: a set name must not contain '%'")
         spec = spec_of(set_)
         family = set_.table.family
-        head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, set_.elements))
+        head, tail = _sets.encode_set_parts(spec, 0)  # a named set declares no size
         set_id = new_set_id()
-        newset = head + _tlv.be32(NFTA_SET_ID, set_id) + tail
-        ref = _tlv.strz(NFTA_SET_TABLE, spec.table) + _tlv.strz(NFTA_SET_NAME, spec.name)
-        detail = f"elements of {spec.name}"
-        bodies = [
-            (NFT_MSG_NEWSETELEM, CREATE, body, detail) for body in _sets.encode_element_lists(spec, None, set_.elements)
-        ]
-        plan = set_.__dict__[_ATTR] = SetPlan(
-            Segment(frame(NFT_MSG_NEWSET, CREATE, family, newset), _FIRST, _NO_DETAIL, (set_id,)),
-            single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, family, ref, "flush"),
-            segment(family, bodies) if bodies else None,
-        )
+        newset = frame(NFT_MSG_NEWSET, CREATE, family, head + _BE32_ATTR_SET_ID + _BE32.pack(set_id) + tail)
+        ref = _sets.element_list_head(spec, None)  # table and set: also the whole body of a flush
+        nests = tuple(_sets.element_list_nests(spec, set_.elements))
+        if len(nests) == 1:
+            elements: Segment | None = Segment(
+                frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0]), _FIRST, (f"elements of {spec.name}",)
+            )
+        else:
+            detail = f"elements of {spec.name}"
+            elements = (
+                segment(family, [(NFT_MSG_NEWSETELEM, CREATE, ref + n, detail) for n in nests]) if nests else None
+            )
+        plan = set_.__dict__[_ATTR] = SetPlan(Segment(newset, _FIRST, _NO_DETAIL, (set_id,)), elements, family, ref)
     return plan
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netlink_nft import _tlv
 from netlink_nft._const import (
@@ -62,9 +62,8 @@ SET_F_CONCAT = 0x80
 ANONYMOUS_NAME = "__set%d"
 
 
-@dataclass(frozen=True)
-class SetSpec:
-    """What the wire needs to know about a set, named or anonymous."""
+class SetSpec(NamedTuple):
+    """What the wire needs to know about a set, named or anonymous (a tuple: made for every set encoded)."""
 
     table: str
     name: str
