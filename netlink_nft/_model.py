@@ -130,6 +130,34 @@ class Set:
         )
         d["elements"] = normalise(key, interval, data, elements)
 
+    @classmethod
+    def of_canonical(
+        cls,
+        table: Table,
+        name: str,
+        key: tuple[DataType, ...],
+        interval: bool,
+        elements: tuple[SetElement, ...],
+        *,
+        constant: bool = False,
+        data: DataType | None = None,
+    ) -> Set:
+        """A set of `elements` that are already in the canonical form `normalise` gives (canonical values, sorted
+        by key, ranges merged, no `end` equal to its key), taken as they are: for callers that produce them so
+        (trinet maps its own canonical sets, hundreds of them per pod)."""
+        made = cls.__new__(cls)
+        d = made.__dict__
+        d["table"], d["name"], d["key"], d["interval"], d["constant"], d["data"], d["elements"] = (
+            table,
+            name,
+            key,
+            interval,
+            constant,
+            data,
+            elements,
+        )
+        return made
+
     def with_elements(self, elements: Iterable[SetElement]) -> Set:
         return Set(self.table, self.name, self.key, self.interval, self.constant, self.data, tuple(elements))
 

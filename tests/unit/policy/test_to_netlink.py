@@ -7,11 +7,13 @@ import gc
 import ipaddress
 import sys
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 import netlink_nft as nl
-from tests.unit.policy.builders import pod, property_settings
+from tests.unit.policy.builders import World, pod, property_settings
+from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import ruleset as pm
 from trinet.policy.compile import Direction, _chain_name, chain_interface
@@ -162,3 +164,22 @@ def test_ct_state_mask_is_in_host_byte_order() -> None:
     assert native.exprs[1] == nl.Bitwise((6).to_bytes(4, sys.byteorder), bytes(4))
     assert mapping.ct_state(states, "big").exprs[1] == nl.Bitwise(b"\0\0\0\x06", bytes(4))  # s390x
     assert mapping.ct_state(states, "little").exprs[1] == nl.Bitwise(b"\x06\0\0\0", bytes(4))
+
+
+@property_settings
+@given(worlds())
+def test_mapped_sets_are_in_netlink_nfts_canonical_form(world: World) -> None:
+    """``to_netlink`` takes compiled sets as canonical (no second normalisation): normalising them changes
+    nothing, and a set that is not canonical (elements reversed) is normalised to the same set."""
+    for ref in world.pods:
+        ruleset = world.ruleset(ref)
+        if not ruleset.enforces:
+            continue
+        mapped = to_netlink(ruleset, 1)
+        for mapped_set in mapped.sets:
+            assert mapped_set == mapped_set.with_elements(mapped_set.elements), mapped_set  # normalised again
+        for compiled in ruleset.table.sets:
+            if len(compiled.elements) > 1:
+                shuffled = msgspec.structs.replace(compiled, elements=compiled.elements[::-1])
+                (before,) = [m for m in mapped.sets if m.name == compiled.name + ".g1"]
+                assert mapping._set(before.table, shuffled, ".g1") == before

@@ -14,6 +14,7 @@ The memos are plain dictionaries: call from one thread (the daemon maps on its t
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import sys
 import weakref
 from typing import Generic, Literal, TypeVar, assert_never
@@ -207,12 +208,38 @@ def set_definition(table: nl.Table, s: pm.Set, generation: int | None) -> nl.Set
     return nl.Set(table, s.name + suffix(generation), key, interval=s.interval)
 
 
+def _is_canonical(s: pm.Set) -> bool:
+    """Whether the elements are as ``compile`` makes them (and ``netlink_nft`` keeps them): sorted, distinct, and
+    in interval sets neither overlapping nor touching (merged). One pass of integer comparisons."""
+    pairs = itertools.pairwise(s.elements)
+    if len(s.key) > 1:
+        return not s.interval and all(a < b for a, b in pairs)
+    if s.interval:
+        ordered = all(prev_hi + 1 < lo for ((_, prev_hi),), ((lo, _),) in pairs)
+        return ordered and all(lo <= hi for ((lo, hi),) in s.elements)
+    return all(a < b for ((a, _),), ((b, _),) in pairs) and all(lo == hi for ((lo, hi),) in s.elements)
+
+
+def _canonical_elements(key: tuple[nl.DataType, ...], s: pm.Set) -> tuple[nl.SetElement, ...]:
+    """The netlink elements of a canonical set, in netlink_nft's canonical form already (same order)."""
+    if len(key) == 1:
+        make = key[0].from_int
+        if s.interval:
+            return tuple(nl.SetElement(make(lo), None if lo == hi else make(hi)) for ((lo, hi),) in s.elements)
+        return tuple(nl.SetElement(make(lo)) for ((lo, _),) in s.elements)
+    makes = [t.from_int for t in key]
+    return tuple(nl.SetElement(tuple(m(lo) for m, (lo, _) in zip(makes, e, strict=True))) for e in s.elements)
+
+
 def _set(table: nl.Table, s: pm.Set, end: str) -> nl.Set:
     place = (table.name, end)
     found = _SETS.get(s, place)
     if found is None:
         key = tuple(_KEY_TYPES[k] for k in s.key)
-        made = nl.Set(table, s.name + end, key, interval=s.interval, elements=tuple(elements(s, s.elements)))
+        if _is_canonical(s):  # always, from compile: no second normalisation
+            made = nl.Set.of_canonical(table, s.name + end, key, s.interval, _canonical_elements(key, s))
+        else:
+            made = nl.Set(table, s.name + end, key, interval=s.interval, elements=tuple(elements(s, s.elements)))
         found = _SETS.put(s, place, made)
     return found
 
