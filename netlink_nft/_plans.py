@@ -46,7 +46,7 @@ from netlink_nft._const import (
 )
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import InvalidValue
-from netlink_nft._expr import Lookup, encode_expr
+from netlink_nft._expr import Expr, Lookup, encode_expr
 from netlink_nft._model import Chain, Rule, Set, Table
 
 Subject = Table | Chain | Set | Rule
@@ -235,9 +235,9 @@ def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
     return plan
 
 
-def _expr(table: str, expr: object) -> bytes | AnonymousLookup:
+def _expr(table: str, expr: Expr) -> bytes | AnonymousLookup:
     if type(expr) is not Lookup:
-        return encode_expr(expr)  # type: ignore[arg-type]
+        return encode_expr(expr)
     if isinstance(expr.set, str):
         return expr.encode_bound(expr.set, None)
     head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
@@ -251,10 +251,7 @@ def bind(
     tail: bytes,
     avoid: AbstractSet[int] = frozenset(),
 ) -> Segment:
-    """The rule's segment, each anonymous set created under a new id (none in `avoid`) just before the rule."""
-    if all(type(e) is bytes for e in exprs):  # the usual case: no anonymous set
-        body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
-        return Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, _NO_DETAIL)
+    """The segment of a rule with anonymous sets, each created under a new id (none in `avoid`) just before it."""
     messages: list[tuple[int, int, bytes, str]] = []
     parts: list[bytes] = []
     ids: list[int] = []
@@ -284,7 +281,12 @@ def rule_plan(rule: Rule) -> RulePlan:
     plan: RulePlan | None = rule.__dict__.get(_ATTR)
     if plan is None:
         table = rule.table.name
-        exprs = tuple(_expr(table, e) for e in rule.exprs)
+        exprs = tuple([_expr(table, e) for e in rule.exprs])
         head, tail = _objects.rule_head(rule), _objects.rule_tail(rule)
-        plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, bind(rule, head, exprs, tail))
+        if any(type(e) is not bytes for e in exprs):
+            made = bind(rule, head, exprs, tail)
+        else:  # the usual case, no anonymous set: one message, no id
+            body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
+            made = Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, _NO_DETAIL)
+        plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, made)
     return plan
