@@ -36,7 +36,6 @@ from netlink_nft._const import (
     NFTA_SET_ELEM_LIST_TABLE,
     NFTA_SET_FIELD_LEN,
     NFTA_SET_FLAGS,
-    NFTA_SET_ID,
     NFTA_SET_KEY_LEN,
     NFTA_SET_KEY_TYPE,
     NFTA_SET_NAME,
@@ -102,15 +101,9 @@ def declared_size(spec: SetSpec, elements: tuple[SetElement, ...]) -> int:
     return len(elements)
 
 
-def encode_set(spec: SetSpec, set_id: int, size: int) -> bytes:
-    """Attributes of NEWSET (in libnftnl's order); `size` is the `declared_size` (sent for anonymous sets)."""
-    head, tail = encode_set_parts(spec, size)
-    return head + _tlv.be32(NFTA_SET_ID, set_id) + tail
-
-
 @functools.lru_cache(maxsize=1024)  # small keys; pods repeat the same few set definitions
 def encode_set_parts(spec: SetSpec, size: int) -> tuple[bytes, bytes]:
-    """NEWSET's attributes before and after `NFTA_SET_ID`, which the batch splices in (`encode_set`)."""
+    """NEWSET's attributes before and after `NFTA_SET_ID`, which the set's plan puts between them (`_plans`)."""
     out = [
         _tlv.strz(NFTA_SET_TABLE, spec.table),
         _tlv.strz(NFTA_SET_NAME, spec.name),

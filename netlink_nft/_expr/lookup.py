@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from netlink_nft import _tlv
 from netlink_nft._const import NFT_REG_1, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_LIST_ELEM
@@ -18,23 +18,20 @@ _F_INV = 1
 @register
 @dataclass(frozen=True)
 class Lookup(Expr):
-    """`set` is a named set's name, or the contents of an anonymous set (the batch creates it with the rule).
-
-    `set_id` is the transaction-local id of a set created in the same batch; the batch fills it in.
-    """
+    """`set` is a named set's name (sent by name only: the kernel finds by name the sets created earlier in the
+    same batch too), or the contents of an anonymous set (the batch creates it with the rule and binds the lookup
+    to its transaction id, `encode_bound`)."""
 
     name = "lookup"
-    memoisable = False  # set_id takes no part in ==
     set: str | AnonymousSet
     sreg: int = NFT_REG_1
     dreg: int | None = None
     invert: bool = False
-    set_id: int | None = field(default=None, compare=False)
 
     def encode(self) -> bytes:
         if not isinstance(self.set, str):
             raise InvalidType("an anonymous set must be bound to a name by the batch before encoding")
-        return _attrs(self.set, self.sreg, self.dreg, self.invert, self.set_id)
+        return _attrs(self.set, self.sreg, self.dreg, self.invert, None)
 
     def encode_bound(self, set_name: str, set_id: int | None) -> bytes:
         """The whole list element of this lookup of `set_name` (transaction id `set_id`), without building a

@@ -3,7 +3,6 @@ afresh, and every set of a batch a transaction id of its own."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import itertools
 import weakref
@@ -35,8 +34,9 @@ from netlink_nft import (
 from netlink_nft._const import NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFTA_SET_ID
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import InvalidValue
+from netlink_nft._expr import encode_expr
 from netlink_nft._objects import encode_rule
-from netlink_nft._sets import ANONYMOUS_NAME, SetSpec, declared_size, encode_element_lists, encode_set
+from netlink_nft._sets import ANONYMOUS_NAME, SetSpec, declared_size, encode_element_lists, encode_set_parts
 
 T = Table(Family.INET, "t")
 ADDRS = Set(T, "addrs", (IPV4_ADDR,), interval=True, elements=(SetElement.interval(0x0A000000, 0x0A0000FF),))
@@ -86,12 +86,13 @@ def test_an_anonymous_set_shared_by_rules_gets_an_id_of_its_own_in_each() -> Non
         assert len({named_id, *ids}) == 3, "every set of a batch has its own transaction id"
         expected = []
         for r, set_id in zip((first, second), ids, strict=True):
-            expected.append(encode_set(spec, set_id, declared_size(spec, anonymous.set.elements)))
+            head, tail = encode_set_parts(spec, declared_size(spec, anonymous.set.elements))
+            expected.append(head + _tlv.be32(NFTA_SET_ID, set_id) + tail)
             expected.extend(encode_element_lists(spec, set_id, anonymous.set.elements))
-            bound = tuple(
-                dataclasses.replace(e, set=ANONYMOUS_NAME, set_id=set_id) if e is anonymous else e for e in r.exprs
-            )
-            expected.append(encode_rule(Rule(T, r.chain, bound)))
+            bound = [
+                anonymous.encode_bound(ANONYMOUS_NAME, set_id) if e is anonymous else encode_expr(e) for e in r.exprs
+            ]
+            expected.append(encode_rule(r, bound))
         assert [m.body for m in batch.messages][2:] == expected
         batches.append(batch.encode(1).data)
     assert batches[0] == batches[1], "the same objects give the same bytes in every batch"
