@@ -129,7 +129,7 @@ def rss_kib() -> int:
 
 
 def memo_entries() -> int:
-    return sum(len(m) for m in (mapping._MATCHES, mapping._RULES, mapping._SETS, mapping._MAPS))
+    return mapping.memo_entries()
 
 
 def churn(size: int, changes: int) -> None:
