@@ -25,7 +25,8 @@ import itertools
 import struct
 import sys
 from collections.abc import Set as AbstractSet
-from typing import NamedTuple
+
+import msgspec
 
 from netlink_nft import _objects, _sets, _tlv
 from netlink_nft._const import (
@@ -70,9 +71,14 @@ def frame(kind: int, flags: int, family: int, body: bytes) -> bytes:
     return _HEADER.pack(HEADER_SIZE + len(body), _SUBSYS | kind, flags, 0, 0, family, 0, 0) + body
 
 
-class Segment(NamedTuple):
-    """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`. It holds no
-    reference to its object (which holds it: no reference cycle, the plan is freed with the object)."""
+class _Plan(msgspec.Struct, frozen=True, gc=False):
+    """Base of the plan values: they hold only bytes, numbers, strings and other plan values, never a model object
+    (which holds them), so they are never part of a reference cycle and need not be tracked by the cyclic collector
+    (a daemon keeps tens of thousands of them)."""
+
+
+class Segment(_Plan, frozen=True, gc=False):
+    """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`."""
 
     data: bytes
     offsets: tuple[int, ...]
@@ -145,22 +151,22 @@ def new_set_id() -> int:
 # --- named sets --------------------------------------------------------------------------------------------------
 
 
-class SetPlan:
+class SetPlan(msgspec.Struct, gc=False):
     """A named set's messages as three segments, so that a batch with the flush and one without share the
     element messages: NEWSET, the flush (DELSETELEM of every element; made when first asked for), the NEWSETELEMs
-    (None: no elements)."""
+    (None: no elements). Like `_Plan`, never part of a cycle."""
 
-    __slots__ = ("_flush", "create", "elements", "family", "ref")
-
-    def __init__(self, create: Segment, elements: Segment | None, family: int, ref: bytes) -> None:
-        self.create, self.elements, self.family, self.ref = create, elements, family, ref
-        self._flush: Segment | None = None
+    create: Segment
+    elements: Segment | None
+    family: int
+    ref: bytes
+    made_flush: Segment | None = None
 
     @property
     def flush(self) -> Segment:
-        if self._flush is None:
-            self._flush = single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
-        return self._flush
+        if self.made_flush is None:
+            self.made_flush = single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
+        return self.made_flush
 
 
 def spec_of(set_: Set) -> _sets.SetSpec:
@@ -196,7 +202,7 @@ def set_plan(set_: Set) -> SetPlan:
 # --- rules -------------------------------------------------------------------------------------------------------
 
 
-class AnonymousSetPlan(NamedTuple):
+class AnonymousSetPlan(_Plan, frozen=True, gc=False):
     """An anonymous set's messages but its id: NEWSET is `newset_head` + id + `newset_tail`, each NEWSETELEM
     `elements_head` + id + one of `element_nests`. Kept on the set, per table: rules built from the same match
     share it."""
@@ -207,7 +213,7 @@ class AnonymousSetPlan(NamedTuple):
     element_nests: tuple[bytes, ...]
 
 
-class AnonymousLookup(NamedTuple):
+class AnonymousLookup(_Plan, frozen=True, gc=False):
     """A lookup of an anonymous set, created by the rule's segment just before the rule: `head` + its id + `tail`."""
 
     set: AnonymousSetPlan
@@ -215,7 +221,7 @@ class AnonymousLookup(NamedTuple):
     tail: bytes
 
 
-class RulePlan(NamedTuple):
+class RulePlan(_Plan, frozen=True, gc=False):
     """A rule's expressions (anonymous lookups still to be bound to ids) and its segment, bound once."""
 
     head: bytes
