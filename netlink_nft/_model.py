@@ -119,16 +119,21 @@ class Set:
         elements: Iterable[SetElement] = (),
     ) -> None:
         key = key if isinstance(key, tuple) else (key,)
+        self._fill(table, name, key, interval, constant, data, normalise(key, interval, data, elements))
+
+    def _fill(
+        self,
+        table: Table,
+        name: str,
+        key: tuple[DataType, ...],
+        interval: bool,
+        constant: bool,
+        data: DataType | None,
+        elements: tuple[SetElement, ...],
+    ) -> None:
         d = self.__dict__
-        d["table"], d["name"], d["key"], d["interval"], d["constant"], d["data"] = (
-            table,
-            name,
-            key,
-            interval,
-            constant,
-            data,
-        )
-        d["elements"] = normalise(key, interval, data, elements)
+        d["table"], d["name"], d["key"], d["interval"] = table, name, key, interval
+        d["constant"], d["data"], d["elements"] = constant, data, elements
 
     @classmethod
     def of_canonical(
@@ -146,16 +151,7 @@ class Set:
         by key, ranges merged, no `end` equal to its key), taken as they are: for callers that produce them so
         (trinet maps its own canonical sets, hundreds of them per pod)."""
         made = cls.__new__(cls)
-        d = made.__dict__
-        d["table"], d["name"], d["key"], d["interval"], d["constant"], d["data"], d["elements"] = (
-            table,
-            name,
-            key,
-            interval,
-            constant,
-            data,
-            elements,
-        )
+        made._fill(table, name, key, interval, constant, data, elements)
         return made
 
     def with_elements(self, elements: Iterable[SetElement]) -> Set:
