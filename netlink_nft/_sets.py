@@ -146,10 +146,16 @@ def _value(kind: int, raw: bytes) -> bytes:
     return _KEY_HDR.pack(8 + len(raw) + pad, kind | 0x8000, 4 + len(raw), 1) + raw + b"\0" * pad
 
 
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4: the zeros up to the next 4-byte boundary
+
+
 def _key_bytes(types: tuple[DataType, ...], key: Key) -> bytes:
     if len(types) == 1:
         return types[0].to_bytes(key)  # type: ignore[arg-type]
-    return b"".join(t.to_bytes(v).ljust(padded(t.length), b"\0") for t, v in zip(types, key, strict=True))  # type: ignore[arg-type]
+    parts: list[bytes] = []
+    for t, v in zip(types, key, strict=True):  # type: ignore[arg-type]
+        parts += (t.to_bytes(v), _PADDING[t.length & 3])
+    return b"".join(parts)
 
 
 def _data(spec: SetSpec, data: Data) -> bytes:
