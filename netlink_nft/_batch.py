@@ -45,7 +45,9 @@ from netlink_nft._const import (
 )
 from netlink_nft._elements import SetElement
 from netlink_nft._model import Chain, Rule, Set, Table
-from netlink_nft._plans import Segment, Subject
+from netlink_nft._plans import Segment
+
+Subject = Table | Chain | Set | Rule
 
 _BEGIN_END = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
 _RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)

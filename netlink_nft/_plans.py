@@ -50,8 +50,6 @@ from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import Expr, Lookup, encode_expr
 from netlink_nft._model import Chain, Rule, Set, Table
 
-Subject = Table | Chain | Set | Rule
-
 _ATTR = "_wire_plan"  # the instance attribute that holds an object's plan
 _HEADER = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id 0)
 HEADER_SIZE = _HEADER.size
@@ -59,7 +57,6 @@ _SUBSYS = NFNL_SUBSYS_NFTABLES << 8
 CREATE = NLM_F_REQUEST | NLM_F_CREATE
 _APPEND = CREATE | NLM_F_APPEND
 _BE32 = struct.Struct(">I")
-_BE32_ATTR_SET_ID = _tlv.be32(NFTA_SET_ID, 0)[:4]  # the attribute header of NFTA_SET_ID
 _HEADER_FIELDS = struct.Struct("=IHH")
 _SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
 _SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)
@@ -93,21 +90,25 @@ class Segment(_Plan, frozen=True, gc=False):
         return kind & 0xFF, flags, self.data[at + 16], self.data[at + HEADER_SIZE : at + length]
 
 
+_FIRST = (0,)
+_ANONYMOUS_ELEMENTS = f"elements of {_sets.ANONYMOUS_NAME}"
+_NO_DETAIL = ("",)
+
+
 def segment(family: int, messages: list[tuple[int, int, bytes, str]], set_ids: tuple[int, ...] = ()) -> Segment:
     """A segment of (kind, flags, body, detail) messages."""
+    if len(messages) == 1:  # the usual case, without the lists
+        ((kind, flags, body, detail),) = messages
+        return single(kind, flags, family, body, detail, set_ids)
     frames = [frame(kind, flags, family, body) for kind, flags, body, _ in messages]
     offsets = tuple(itertools.accumulate(map(len, frames[:-1]), initial=0)) if frames else ()
     details = tuple(detail for *_, detail in messages)
     return Segment(b"".join(frames), offsets, details, set_ids, tuple((o + _SEQ_OFFSET) >> 2 for o in offsets))
 
 
-_FIRST = (0,)
-_ANONYMOUS_ELEMENTS = f"elements of {_sets.ANONYMOUS_NAME}"
-_NO_DETAIL = ("",)
-
-
-def single(kind: int, flags: int, family: int, body: bytes, detail: str = "") -> Segment:
-    return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL)
+def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", set_ids: tuple[int, ...] = ()) -> Segment:
+    """A segment of one message."""
+    return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL, set_ids)
 
 
 def _kept(subject: Table | Chain, key: str) -> tuple[dict[str, Segment], Segment | None]:
@@ -183,19 +184,13 @@ def set_plan(set_: Set) -> SetPlan:
         family = set_.table.family
         head, tail = _sets.encode_set_parts(spec, 0)  # a named set declares no size
         set_id = new_set_id()
-        newset = frame(NFT_MSG_NEWSET, CREATE, family, head + _BE32_ATTR_SET_ID + _BE32.pack(set_id) + tail)
+        create = single(NFT_MSG_NEWSET, CREATE, family, head + _tlv.be32(NFTA_SET_ID, set_id) + tail, set_ids=(set_id,))
         ref = _sets.element_list_head(spec, None)  # table and set: also the whole body of a flush
-        nests = tuple(_sets.element_list_nests(spec, set_.elements))
-        if len(nests) == 1:
-            elements: Segment | None = Segment(
-                frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0]), _FIRST, (f"elements of {spec.name}",)
-            )
-        else:
-            detail = f"elements of {spec.name}"
-            elements = (
-                segment(family, [(NFT_MSG_NEWSETELEM, CREATE, ref + n, detail) for n in nests]) if nests else None
-            )
-        plan = set_.__dict__[_ATTR] = SetPlan(Segment(newset, _FIRST, _NO_DETAIL, (set_id,)), elements, family, ref)
+        detail = f"elements of {spec.name}"
+        bodies = [
+            (NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in _sets.element_list_nests(spec, set_.elements)
+        ]
+        plan = set_.__dict__[_ATTR] = SetPlan(create, segment(family, bodies) if bodies else None, family, ref)
     return plan
 
 
@@ -293,6 +288,6 @@ def rule_plan(rule: Rule) -> RulePlan:
             made = bind(rule, head, exprs, tail)
         else:  # the usual case, no anonymous set: one message, no id
             body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
-            made = Segment(frame(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body), _FIRST, _NO_DETAIL)
+            made = single(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body)
         plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, made)
     return plan
