@@ -195,11 +195,15 @@ def _chain(table: nl.Table, chain: pm.Chain, end: str) -> tuple[nl.Chain, tuple[
     return found
 
 
-def elements(s: pm.Set, items: tuple[tuple[Interval, ...], ...]) -> list[nl.SetElement]:
-    """Netlink elements of ``items`` (elements of ``s``)."""
-    if len(s.key) == 1:
-        return [nl.SetElement.interval(lo, hi) for ((lo, hi),) in items]
-    return [nl.SetElement(tuple(lo for lo, _ in e)) for e in items]  # concatenations hold single values
+def elements(s: pm.Set, items: tuple[tuple[Interval, ...], ...]) -> tuple[nl.SetElement, ...]:
+    """Netlink elements of ``items`` (elements of ``s``) with the key types' canonical values, in the same order:
+    netlink_nft's canonical form when ``items`` are canonical (``_is_canonical``)."""
+    makes = [_KEY_TYPES[k].from_int for k in s.key]
+    if len(makes) == 1:
+        make = makes[0]
+        return tuple(nl.SetElement(make(lo), None if lo == hi else make(hi)) for ((lo, hi),) in items)
+    # concatenations hold single values
+    return tuple(nl.SetElement(tuple(m(lo) for m, (lo, _) in zip(makes, e, strict=True))) for e in items)
 
 
 def set_definition(table: nl.Table, s: pm.Set, generation: int | None) -> nl.Set:
@@ -220,26 +224,16 @@ def _is_canonical(s: pm.Set) -> bool:
     return all(a < b for ((a, _),), ((b, _),) in pairs) and all(lo == hi for ((lo, hi),) in s.elements)
 
 
-def _canonical_elements(key: tuple[nl.DataType, ...], s: pm.Set) -> tuple[nl.SetElement, ...]:
-    """The netlink elements of a canonical set, in netlink_nft's canonical form already (same order)."""
-    if len(key) == 1:
-        make = key[0].from_int
-        if s.interval:
-            return tuple(nl.SetElement(make(lo), None if lo == hi else make(hi)) for ((lo, hi),) in s.elements)
-        return tuple(nl.SetElement(make(lo)) for ((lo, _),) in s.elements)
-    makes = [t.from_int for t in key]
-    return tuple(nl.SetElement(tuple(m(lo) for m, (lo, _) in zip(makes, e, strict=True))) for e in s.elements)
-
-
 def _set(table: nl.Table, s: pm.Set, end: str) -> nl.Set:
     place = (table.name, end)
     found = _SETS.get(s, place)
     if found is None:
         key = tuple(_KEY_TYPES[k] for k in s.key)
+        items = elements(s, s.elements)
         if _is_canonical(s):  # always, from compile: no second normalisation
-            made = nl.Set.of_canonical(table, s.name + end, key, s.interval, _canonical_elements(key, s))
+            made = nl.Set.of_canonical(table, s.name + end, key, s.interval, items)
         else:
-            made = nl.Set(table, s.name + end, key, interval=s.interval, elements=tuple(elements(s, s.elements)))
+            made = nl.Set(table, s.name + end, key, interval=s.interval, elements=items)
         found = _SETS.put(s, place, made)
     return found
 
