@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from e2e.controlplane import Credentials
-from tests.api.helpers import unique_namespace
 from tests.conftest import require_root_and_nftables
-from tests.daemon.cluster import Daemon, FakePodNetwork, node, table_text, wait_for
+from tests.daemon.cluster import Daemon, FakePodNetwork, Node, node_fixtures, table_text, wait_for
 from tests.daemon.cri_server.build import build_cri_server
 from tests.daemon.test_daemon import SERVER_POLICY
+
+admin, cluster = node_fixtures("cri")
 
 
 @pytest.fixture
@@ -47,52 +48,46 @@ def sandbox_entry(pod: FakePodNetwork, name: str, namespace: str, how: str) -> d
 
 
 def test_namespaces_found_through_the_runtime(
-    control_plane: Credentials, cri: tuple[Path, Path], tmp_path: Path
+    control_plane: Credentials, cluster: Node, cri: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    require_root_and_nftables()
     socket, state = cri
-    with control_plane.client() as admin, node(admin, unique_namespace(admin, "cri")) as cluster:
-        cluster.create_nad()
-        ways = ("netns-path", "sandbox-pid", "container-pid")
-        pods = {how: cluster.pod(f"s-{how}", {"app": "server"}, cgroup_driver="none") for how in ways}
-        client = cluster.pod("client", {"app": "client"}, cgroup_driver="none")
-        entries = [sandbox_entry(p, f"s-{how}", cluster.namespace, how) for how, p in pods.items()]
-        entries.append(sandbox_entry(client, "client", cluster.namespace, "netns-path"))
-        state.write_text(json.dumps({"sandboxes": entries}))
-        cluster.policy("allow-client", SERVER_POLICY)
-        daemon = Daemon(control_plane, tmp_path, cluster.name, "--netns-source", "cri",
-                        "--container-runtime-endpoint", f"unix://{socket}")  # fmt: skip
-        daemon.start()
-        try:
-            daemon.wait_ready()
-            for how, pod in pods.items():
-                wait_for(lambda pod=pod: table_text(pod.netns), f"pod found by {how} enforced")  # type: ignore[misc]
-            assert table_text(client.netns) is None
-            assert any(e.get("netns_source") == "cri" for e in daemon.since(0, "starting"))
-        finally:
-            daemon.stop()
+    ways = ("netns-path", "sandbox-pid", "container-pid")
+    pods = {how: cluster.pod(f"s-{how}", {"app": "server"}, cgroup_driver="none") for how in ways}
+    client = cluster.pod("client", {"app": "client"}, cgroup_driver="none")
+    entries = [sandbox_entry(p, f"s-{how}", cluster.namespace, how) for how, p in pods.items()]
+    entries.append(sandbox_entry(client, "client", cluster.namespace, "netns-path"))
+    state.write_text(json.dumps({"sandboxes": entries}))
+    cluster.policy("allow-client", SERVER_POLICY)
+    daemon = Daemon(control_plane, tmp_path, cluster.name, "--netns-source", "cri",
+                    "--container-runtime-endpoint", f"unix://{socket}")  # fmt: skip
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        for how, pod in pods.items():
+            wait_for(lambda pod=pod: table_text(pod.netns), f"pod found by {how} enforced")  # type: ignore[misc]
+        assert table_text(client.netns) is None
+        assert any(e.get("netns_source") == "cri" for e in daemon.since(0, "starting"))
+    finally:
+        daemon.stop()
 
 
 def test_a_pod_the_runtime_does_not_know_is_retried(
-    control_plane: Credentials, cri: tuple[Path, Path], tmp_path: Path
+    control_plane: Credentials, cluster: Node, cri: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    require_root_and_nftables()
     socket, _ = cri
-    with control_plane.client() as admin, node(admin, unique_namespace(admin, "cri")) as cluster:
-        cluster.create_nad()
-        cluster.pod("unknown", {"app": "server"}, cgroup_driver="none")
-        cluster.policy("allow-client", SERVER_POLICY)
-        daemon = Daemon(control_plane, tmp_path, cluster.name, "--netns-source", "cri",
-                        "--container-runtime-endpoint", str(socket))  # fmt: skip
-        daemon.start()
-        try:
-            daemon.wait_ready()  # visited once (and failed): ready all the same
-            key = f"{cluster.namespace}/unknown"
-            (failure,) = wait_for(lambda: daemon.since(0, "netns-unavailable", pod=key)[:1], "failure logged")
-            assert failure["reason"] == "no-sandbox"
-            wait_for(lambda: daemon.since(0, "retry-scheduled", pod=key), "retried")
-        finally:
-            daemon.stop()
+    cluster.pod("unknown", {"app": "server"}, cgroup_driver="none")
+    cluster.policy("allow-client", SERVER_POLICY)
+    daemon = Daemon(control_plane, tmp_path, cluster.name, "--netns-source", "cri",
+                    "--container-runtime-endpoint", str(socket))  # fmt: skip
+    daemon.start()
+    try:
+        daemon.wait_ready()  # visited once (and failed): ready all the same
+        key = f"{cluster.namespace}/unknown"
+        (failure,) = wait_for(lambda: daemon.since(0, "netns-unavailable", pod=key)[:1], "failure logged")
+        assert failure["reason"] == "no-sandbox"
+        wait_for(lambda: daemon.since(0, "retry-scheduled", pod=key), "retried")
+    finally:
+        daemon.stop()
 
 
 def test_run_refuses_a_cri_socket_that_does_not_exist(control_plane: Credentials, tmp_path: Path) -> None:
