@@ -12,8 +12,9 @@ socket made for a caller that gave up is closed.
 
 Latency: a request is two thread wake-ups (caller -> opener -> caller). Waking a thread on the other CPU costs far
 more than switching on the same one (≈40 µs against ≈12 µs for the round trip on an idle 2-vCPU VM), so each
-submitter moves the opener thread to the CPU it is running on before queueing (only when that CPU changed): the
-caller sleeps at once and the opener runs in its place. And the opener runs as SCHED_BATCH, which never preempts
+submitter moves the opener thread to the CPU it is running on before queueing (only when that CPU changed), and
+the caller then yields that CPU rather than sleeping (for at most `SPIN_SECONDS`, see `_spin`): the opener runs in
+its place and the caller goes on as soon as the answer is there (warm: 42 -> 16 µs per request). And the opener runs as SCHED_BATCH, which never preempts
 the thread that wakes it: otherwise it would run before the submitter had released the GIL, wait for it and be
 switched out again (≈7 µs per request). Both only trade scheduling latency: the opener does microseconds of work per
 request; on a CPU kept busy by something else it waits for its turn (milliseconds at most) instead of moving.
@@ -36,6 +37,7 @@ from netlink_nft._errors import NetlinkIOError, io_error
 CLONE_NEWNET = 0x40000000
 OPEN_TIMEOUT = 10.0  # seconds; entering a namespace and creating a socket takes tens of microseconds
 IDLE_SECONDS = 30.0  # the opener thread ends after this long without requests
+SPIN_SECONDS = 0.0005  # a caller yields its CPU this long before it sleeps on its request (see `_spin`)
 _libc = ctypes.CDLL(None, use_errno=True)
 _OWN_NETNS = "/proc/thread-self/ns/net"
 
@@ -227,6 +229,8 @@ _RESUME_SECONDS = 0.05
 def wait(opener: _Opener, request: Request, what: str, timeout: float) -> socket.socket:
     """The request's socket (`request.ident` then tells its namespace), waiting at most `timeout` seconds;
     meanwhile restart the opener if it stopped."""
+    if _spin(request.done):
+        return _answer(request)
     deadline = time.monotonic() + timeout
     while not request.done.acquire(timeout=max(0.0, min(_RESUME_SECONDS, deadline - time.monotonic()))):
         if time.monotonic() >= deadline:
@@ -241,6 +245,26 @@ def wait(opener: _Opener, request: Request, what: str, timeout: float) -> socket
             request.done.acquire()
             break
         opener.resume()
+    return _answer(request)
+
+
+def _spin(done: threading.Lock) -> bool:
+    """Take `done` if it is released within `SPIN_SECONDS`, yielding the CPU meanwhile instead of sleeping.
+
+    A caller that sleeps is woken by the opener thread while that thread still runs, and the scheduler then moves
+    it to the other CPU, if idle, for a wake-up that costs more than the whole request (≈35 µs on a 2-vCPU VM,
+    against ≈11 µs of work). A yielding caller stays runnable where it is: the opener (pinned to this CPU) runs in
+    its place and the caller carries on as soon as the answer is there. Bounded: past `SPIN_SECONDS` (an opener
+    on a busy or other CPU) the caller sleeps as before."""
+    until = time.perf_counter() + SPIN_SECONDS
+    while not done.acquire(False):
+        if time.perf_counter() > until:
+            return False
+        os.sched_yield()
+    return True
+
+
+def _answer(request: Request) -> socket.socket:
     if request.error is not None:
         raise request.error
     assert request.sock is not None

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
 from netlink_nft import NftSocket
-from netlink_nft._netns import _Opener, socket_and_id_in_netns, wait
+from netlink_nft._netns import SPIN_SECONDS, _Opener, _spin, socket_and_id_in_netns, wait
 from tests.support.netns import netns_path
 
 
@@ -103,3 +104,28 @@ def test_an_opener_thread_ended_by_an_unexpected_error_is_replaced(netns: str) -
     wait(opener, request, "test", 10).close()  # the waiting caller starts a successor, which serves it
     thread = opener._thread
     assert failures and thread is not None and thread.native_id != failures[0]
+
+
+def test_a_caller_yields_only_briefly_then_sleeps() -> None:
+    never = threading.Lock()
+    never.acquire()
+    start = time.perf_counter()
+    assert not _spin(never)  # nobody answers: it gives up (the caller then sleeps on the request)
+    assert SPIN_SECONDS <= time.perf_counter() - start < SPIN_SECONDS + 0.5
+    answered = threading.Lock()
+    answered.acquire()
+    releaser = threading.Thread(target=answered.release)  # the opener's side: another thread answers
+    releaser.start()
+    releaser.join()
+    assert _spin(answered)
+    assert not answered.acquire(False)  # taken by the spin
+
+
+def test_the_same_socket_whether_the_caller_spins_or_sleeps(netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = netns_path(netns)
+    sock, spun = socket_and_id_in_netns(path, _socket)
+    sock.close()
+    monkeypatch.setattr("netlink_nft._netns.SPIN_SECONDS", 0.0)  # straight to sleeping
+    sock, slept = socket_and_id_in_netns(path, _socket)
+    sock.close()
+    assert slept == spun
