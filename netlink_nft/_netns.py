@@ -14,10 +14,11 @@ Latency: a request is two thread wake-ups (caller -> opener -> caller). Waking a
 more than switching on the same one (≈40 µs against ≈12 µs for the round trip on an idle 2-vCPU VM), so each
 submitter moves the opener thread to the CPU it is running on before queueing (only when that CPU changed), and
 the caller then yields that CPU rather than sleeping (for at most `SPIN_SECONDS`, see `_spin`): the opener runs in
-its place and the caller goes on as soon as the answer is there (warm: 42 -> 16 µs per request). And the opener runs as SCHED_BATCH, which never preempts
-the thread that wakes it: otherwise it would run before the submitter had released the GIL, wait for it and be
-switched out again (≈7 µs per request). Both only trade scheduling latency: the opener does microseconds of work per
-request; on a CPU kept busy by something else it waits for its turn (milliseconds at most) instead of moving.
+its place and the caller goes on as soon as the answer is there (warm: 42 -> 16 µs per request). And the opener
+runs as SCHED_BATCH, which never preempts the thread that wakes it: otherwise it would run before the submitter had
+released the GIL, wait for it and be switched out again (≈7 µs per request). Both only trade scheduling latency:
+the opener does microseconds of work per request; on a CPU kept busy by something else it waits for its turn
+(milliseconds at most) instead of moving.
 """
 
 from __future__ import annotations
