@@ -131,6 +131,55 @@ def test_memos_hold_only_what_live_rulesets_hold() -> None:
     assert _memo_entries() == before
 
 
+def test_memos_drop_the_places_of_values_no_longer_alive() -> None:
+    """A chain name (one per interface and direction) is a place of the rule memo: when the last rule mapped in a
+    chain dies, the place goes too, so interfaces that came and went leave nothing behind."""
+    gc.collect()
+    before = len(mapping._RULES._places)
+    rule = pm.Rule((pm.L4Proto((6,)),), pm.Accept())
+    kept = [pm.PodRuleset(pm.Table("t", chains=(pm.Chain(f"ingress-if{i}", (rule,)),))) for i in range(50)]
+    mapped = [to_netlink(ruleset) for ruleset in kept]
+    assert len(mapping._RULES._places) == before + 50
+    del kept, rule, mapped
+    gc.collect()
+    assert len(mapping._RULES._places) == before
+
+
+@property_settings
+@given(worlds())
+def test_elements_equal_the_field_by_field_conversion(world: World) -> None:
+    """``elements`` has loops of its own for the usual key shapes: each gives what converting every field with
+    its type's ``from_int`` gives."""
+    types = {"ipv4_addr": nl.IPV4_ADDR, "ipv6_addr": nl.IPV6_ADDR, "inet_service": nl.INET_SERVICE}
+    for ref in world.pods:
+        for s in world.ruleset(ref).table.sets:
+            makes = [types[k].from_int for k in s.key]
+            if len(makes) == 1:
+                expected = [
+                    nl.SetElement(makes[0](lo), None if lo == hi else makes[0](hi)) for ((lo, hi),) in s.elements
+                ]
+            else:
+                expected = [
+                    nl.SetElement(tuple(m(lo) for m, (lo, _) in zip(makes, e, strict=True))) for e in s.elements
+                ]
+            assert list(mapping.elements(s, s.elements)) == expected
+
+
+def test_elements_of_every_key_shape() -> None:
+    v4, v6 = int(ipaddress.IPv4Address("10.0.0.1")), int(ipaddress.IPv6Address("fd00::1"))
+    ports = pm.Set("p", ("inet_service",), True, (((80, 80),), ((8000, 8100),)))
+    assert mapping.elements(ports, ports.elements) == (nl.SetElement(80), nl.SetElement(8000, 8100))
+    pairs = pm.Set("a", ("ipv6_addr", "inet_service"), False, (((v6, v6), (53, 53)),))
+    assert mapping.elements(pairs, pairs.elements) == (nl.SetElement((ipaddress.IPv6Address(v6), 53)),)
+    triple = pm.Set("t", ("ipv4_addr", "inet_service", "ipv4_addr"), False, (((v4, v4), (1, 1), (v4 + 1, v4 + 1)),))
+    (element,) = mapping.elements(triple, triple.elements)
+    assert element.key == (ipaddress.IPv4Address(v4), 1, ipaddress.IPv4Address(v4 + 1))
+    ranges = pm.Set("r", ("ipv4_addr",), True, (((v4, v4 + 9),),))
+    assert mapping.elements(ranges, ranges.elements) == (
+        nl.SetElement(ipaddress.IPv4Address(v4), ipaddress.IPv4Address(v4 + 9)),
+    )
+
+
 def test_a_peer_change_maps_only_the_change() -> None:
     """The element path builds set definitions without elements and converts only the changed elements."""
     before = _memo_entries()

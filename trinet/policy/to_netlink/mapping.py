@@ -14,9 +14,10 @@ The memos are plain dictionaries: call from one thread (the daemon maps on its t
 from __future__ import annotations
 
 import ipaddress
-import itertools
+import operator
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Generic, Literal, TypeVar, assert_never
 
 import netlink_nft as nl
@@ -29,6 +30,8 @@ __all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "memo_entries", "set_
 TH_SPORT = nl.Field("th sport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = nl.Field("th dport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
 _KEY_TYPES = {"ipv4_addr": nl.IPV4_ADDR, "ipv6_addr": nl.IPV6_ADDR, "inet_service": nl.INET_SERVICE}
+_NUMBERS = frozenset({"inet_service"})  # key types whose canonical value is the number itself
+_KEYS: dict[tuple[pm.KeyType, ...], tuple[nl.DataType, ...]] = {}  # the netlink key of each key (a few)
 _CT = {
     "new": nl.CtState.NEW,
     "established": nl.CtState.ESTABLISHED,
@@ -44,45 +47,64 @@ V = TypeVar("V")
 Place = tuple[str, ...]
 
 
-class _WeakMemo(Generic[K, V]):
-    """Mapped values by (policy value, place): an entry lives only while a policy value equal to its key does.
+class _Entries(dict[weakref.ref[K], V]):
+    """The memo of one place: mapped values by a weak reference to their policy value, looked up with
+    ``entries.get(weakref.ref(value))`` (a reference compares and hashes as its referent) and added with ``_put``.
+    An entry lives only while a policy value equal to its key does: its reference's callback drops it, and drops
+    the place itself from its memo when it was the last entry."""
 
-    What ``weakref.WeakKeyDictionary`` does, without its Python-level ``get`` on the hot path (a pod's mapping
-    makes a few dozen lookups)."""
+    __slots__ = ("remove",)
+    remove: Callable[[weakref.ref[K]], None]
 
-    __slots__ = ("_data", "_remove")
+
+class _Memo(Generic[K, V]):
+    """Mapped values by place (table, chain, generation suffix: what the netlink value depends on beside the
+    policy value) and policy value. What ``weakref.WeakKeyDictionary`` does, without its Python-level ``get`` on
+    the hot path: a caller takes the entries of its place once (``at``), then looks values up in a plain dict."""
+
+    __slots__ = ("_places",)
 
     def __init__(self) -> None:
-        data: dict[weakref.ref[K], dict[Place, V]] = {}
-        self._data = data
-        self._remove = lambda ref: data.pop(ref, None)  # the key died: nothing can look its entry up any more
+        self._places: dict[Place, _Entries[K, V]] = {}
 
-    def get(self, key: K, place: Place) -> V | None:
-        by_place = self._data.get(weakref.ref(key))
-        return None if by_place is None else by_place.get(place)
+    def at(self, place: Place) -> _Entries[K, V]:
+        found = self._places.get(place)
+        if found is None:
+            found = self._places[place] = self._entries(place)
+        return found
 
-    def put(self, key: K, place: Place, value: V) -> V:
-        ref = weakref.ref(key, self._remove)
-        by_place = self._data.get(ref)
-        if by_place is None:
-            by_place = self._data[ref] = {}
-        by_place[place] = value
-        return value
+    def _entries(self, place: Place) -> _Entries[K, V]:
+        places = self._places
+        entries: _Entries[K, V] = _Entries()
+
+        def remove(ref: weakref.ref[K]) -> None:  # the key died: nothing can look its entry up any more
+            entries.pop(ref, None)
+            if not entries and places.get(place) is entries:
+                del places[place]
+
+        entries.remove = remove
+        return entries
 
     def __len__(self) -> int:
-        return len(self._data)
+        return sum(map(len, self._places.values()))
 
 
-_MATCHES: _WeakMemo[pm.Match, nl.Match] = _WeakMemo()
-_RULES: _WeakMemo[pm.Rule, nl.Rule] = _WeakMemo()
-_CHAINS: _WeakMemo[pm.Chain, tuple[nl.Chain, tuple[nl.Rule, ...]]] = _WeakMemo()
-_SETS: _WeakMemo[pm.Set, nl.Set] = _WeakMemo()
-_MAPS: _WeakMemo[pm.VerdictMap, nl.Set] = _WeakMemo()
+def _put(entries: _Entries[K, V], key: K, value: V) -> V:
+    entries[weakref.ref(key, entries.remove)] = value
+    return value
+
+
+_MATCHES: _Memo[pm.Match, nl.Match] = _Memo()
+_RULES: _Memo[pm.Rule, nl.Rule] = _Memo()
+_CHAINS: _Memo[pm.Chain, tuple[nl.Chain, tuple[nl.Rule, ...]]] = _Memo()
+_SETS: _Memo[pm.Set, nl.Set] = _Memo()
+_MAPS: _Memo[pm.VerdictMap, nl.Set] = _Memo()
 _TABLES: dict[str, nl.Table] = {}  # one object per table name: rulesets check their objects' table by identity
+_ref = weakref.ref
 
 
 def memo_entries() -> int:
-    """The number of policy values the memos hold (they hold one entry per live value)."""
+    """The number of (policy value, place) entries the memos hold (one per live value and place)."""
     return sum(len(m) for m in (_MATCHES, _RULES, _CHAINS, _SETS, _MAPS))
 
 
@@ -167,84 +189,87 @@ def _verdict(verdict: pm.Verdict) -> nl.Verdict | nl.Match:
             assert_never(verdict)
 
 
-def _cached_match(match: pm.Match, end: str) -> nl.Match:
-    place = (end,)
-    found = _MATCHES.get(match, place)
-    return _MATCHES.put(match, place, _match(match, end)) if found is None else found
-
-
 def _rule(table: nl.Table, chain: str, rule: pm.Rule, end: str) -> nl.Rule:
-    place = (table.name, chain, end)
-    found = _RULES.get(rule, place)
-    if found is None:
-        counter = (nl.Counter(),) if rule.counter else ()
-        parts = (*(_cached_match(m, end) for m in rule.matches), *counter, _verdict(rule.verdict))
-        found = _RULES.put(rule, place, nl.rule(table, chain, *parts, comment=rule.comment))
-    return found
+    """The netlink rule of ``rule`` in ``chain`` (not memoised: see ``_chain``)."""
+    matches = _MATCHES.at((end,))
+    parts: list[nl.Match | nl.Verdict | nl.Expr] = []
+    for m in rule.matches:
+        found = matches.get(_ref(m))
+        parts.append(_put(matches, m, _match(m, end)) if found is None else found)
+    if rule.counter:
+        parts.append(nl.Counter())
+    parts.append(_verdict(rule.verdict))
+    return nl.rule(table, chain, *parts, comment=rule.comment)
 
 
 def _chain(table: nl.Table, chain: pm.Chain, end: str) -> tuple[nl.Chain, tuple[nl.Rule, ...]]:
-    """The chain and its rules: one lookup per chain (pods with the same policies have equal chains), else one per
-    rule."""
-    place = (table.name, end)
-    found = _CHAINS.get(chain, place)
+    """The chain and its rules, for a chain not found in the chain memo: equal rules of other chains of the same
+    name (pods with different policies share many) are found in the rule memo."""
+    hook = _HOOKS[chain.hook] if chain.hook else None
+    made = nl.Chain(table, chain.name, hook, chain.priority, nl.Policy.ACCEPT)
+    memo = _RULES.at((table.name, chain.name, end))
+    rules = []
+    for r in chain.rules:
+        found = memo.get(_ref(r))
+        rules.append(_put(memo, r, _rule(table, chain.name, r, end)) if found is None else found)
+    return made, tuple(rules)
+
+
+def _key(s: pm.Set) -> tuple[nl.DataType, ...]:
+    found = _KEYS.get(s.key)
     if found is None:
-        hook = _HOOKS[chain.hook] if chain.hook else None
-        made = nl.Chain(table, chain.name, hook, chain.priority, nl.Policy.ACCEPT)
-        found = _CHAINS.put(chain, place, (made, tuple(_rule(table, chain.name, r, end) for r in chain.rules)))
+        found = _KEYS[s.key] = tuple(_KEY_TYPES[k] for k in s.key)
     return found
 
 
 def elements(s: pm.Set, items: tuple[tuple[Interval, ...], ...]) -> tuple[nl.SetElement, ...]:
     """Netlink elements of ``items`` (elements of ``s``) with the key types' canonical values, in the same order:
-    netlink_nft's canonical form when ``items`` are canonical (``_is_canonical``)."""
-    makes = [_KEY_TYPES[k].from_int for k in s.key]
-    if len(makes) == 1:
-        make = makes[0]
-        return tuple(nl.SetElement(make(lo), None if lo == hi else make(hi)) for ((lo, hi),) in items)
+    netlink_nft's canonical form when ``items`` are canonical (``_is_canonical``). A set maps hundreds of them, so
+    the usual shapes (one field; an address and a port) have loops of their own."""
+    key = s.key
+    element = nl.SetElement
+    if len(key) == 1:
+        if key[0] in _NUMBERS:
+            return tuple([element(lo, None if lo == hi else hi) for ((lo, hi),) in items])
+        make = _KEY_TYPES[key[0]].from_int
+        return tuple([element(make(lo), None if lo == hi else make(hi)) for ((lo, hi),) in items])
     # concatenations hold single values
-    return tuple(nl.SetElement(tuple(m(lo) for m, (lo, _) in zip(makes, e, strict=True))) for e in items)
+    if len(key) == 2 and key[1] in _NUMBERS:
+        make = _KEY_TYPES[key[0]].from_int
+        return tuple([element((make(address), port)) for ((address, _), (port, _)) in items])
+    makes = [_KEY_TYPES[k].from_int for k in key]
+    return tuple([element(tuple([m(lo) for m, (lo, _) in zip(makes, e, strict=True)])) for e in items])
 
 
 def set_definition(table: nl.Table, s: pm.Set, generation: int | None) -> nl.Set:
     """The netlink set of ``s`` without its elements: enough to add or delete some (O(change), not O(set))."""
-    key = tuple(_KEY_TYPES[k] for k in s.key)
-    return nl.Set(table, s.name + suffix(generation), key, interval=s.interval)
+    return nl.Set(table, s.name + suffix(generation), _key(s), interval=s.interval)
 
 
 def _is_canonical(s: pm.Set) -> bool:
     """Whether the elements are as ``compile`` makes them (and ``netlink_nft`` keeps them): sorted, distinct, and
-    in interval sets neither overlapping nor touching (merged). One pass of integer comparisons."""
-    pairs = itertools.pairwise(s.elements)
+    in interval sets neither overlapping nor touching (merged). Integer comparisons, run by ``map`` in C."""
+    items = s.elements
     if len(s.key) > 1:
-        return not s.interval and all(a < b for a, b in pairs)
+        return not s.interval and all(map(operator.lt, items, items[1:]))
+    los = [lo for ((lo, _),) in items]
+    his = [hi for ((_, hi),) in items]
     if s.interval:
-        ordered = all(prev_hi + 1 < lo for ((_, prev_hi),), ((lo, _),) in pairs)
-        return ordered and all(lo <= hi for ((lo, hi),) in s.elements)
-    return all(a < b for ((a, _),), ((b, _),) in pairs) and all(lo == hi for ((lo, hi),) in s.elements)
+        return all(map(operator.le, los, his)) and all(map(operator.lt, [hi + 1 for hi in his[:-1]], los[1:]))
+    return los == his and all(map(operator.lt, los, los[1:]))
 
 
 def _set(table: nl.Table, s: pm.Set, end: str) -> nl.Set:
-    place = (table.name, end)
-    found = _SETS.get(s, place)
-    if found is None:
-        key = tuple(_KEY_TYPES[k] for k in s.key)
-        items = elements(s, s.elements)
-        if _is_canonical(s):  # always, from compile: no second normalisation
-            made = nl.Set.of_canonical(table, s.name + end, key, s.interval, items)
-        else:
-            made = nl.Set(table, s.name + end, key, interval=s.interval, elements=items)
-        found = _SETS.put(s, place, made)
-    return found
+    """The netlink set of ``s`` (not memoised: see ``to_netlink``)."""
+    items = elements(s, s.elements)
+    if _is_canonical(s):  # always, from compile: no second normalisation
+        return nl.Set.of_canonical(table, s.name + end, _key(s), s.interval, items)
+    return nl.Set(table, s.name + end, _key(s), interval=s.interval, elements=items)
 
 
 def _map(table: nl.Table, m: pm.VerdictMap) -> nl.Set:
-    place = (table.name,)
-    found = _MAPS.get(m, place)
-    if found is None:
-        entries = tuple(nl.SetElement(ifname, data=nl.jump(chain)) for ifname, chain in m.entries)
-        found = _MAPS.put(m, place, nl.Set(table, m.name, (nl.IFNAME,), data=nl.VERDICT, elements=entries))
-    return found
+    entries = tuple(nl.SetElement(ifname, data=nl.jump(chain)) for ifname, chain in m.entries)
+    return nl.Set(table, m.name, (nl.IFNAME,), data=nl.VERDICT, elements=entries)
 
 
 def _table(name: str) -> nl.Table:
@@ -256,12 +281,30 @@ def _table(name: str) -> nl.Table:
 
 def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Ruleset:
     """The netlink_nft ``Ruleset`` of a compiled pod; with ``generation``, its named sets are called
-    ``<name>.g<generation>`` (the same as ``to_netlink(versioned(ruleset, generation))``, without the copy)."""
+    ``<name>.g<generation>`` (the same as ``to_netlink(versioned(ruleset, generation))``, without the copy).
+
+    Mapped values are memoised per policy value: one look-up per chain (pods with the same policies have equal
+    chains) and per set, and only a chain not found looks up its rules."""
     src = ruleset.table
     end = suffix(generation)
     table = _table(src.name)
-    mapped = [_chain(table, c, end) for c in src.chains]
-    chains = tuple(chain for chain, _ in mapped)
-    sets = (*(_set(table, s, end) for s in src.sets), *(_map(table, m) for m in src.maps))
-    rules = tuple(r for _, chain_rules in mapped for r in chain_rules)
-    return nl.Ruleset(table, chains, sets, rules)
+    place = (table.name, end)
+    chain_memo = _CHAINS.at(place)
+    chains: list[nl.Chain] = []
+    rules: list[nl.Rule] = []
+    for c in src.chains:
+        found = chain_memo.get(_ref(c))
+        if found is None:
+            found = _put(chain_memo, c, _chain(table, c, end))
+        chains.append(found[0])
+        rules += found[1]
+    set_memo = _SETS.at(place)
+    sets: list[nl.Set] = []
+    for s in src.sets:
+        made = set_memo.get(_ref(s))
+        sets.append(_put(set_memo, s, _set(table, s, end)) if made is None else made)
+    map_memo = _MAPS.at((table.name,))
+    for m in src.maps:
+        made = map_memo.get(_ref(m))
+        sets.append(_put(map_memo, m, _map(table, m)) if made is None else made)
+    return nl.Ruleset(table, tuple(chains), tuple(sets), tuple(rules))
