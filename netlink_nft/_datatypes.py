@@ -7,6 +7,7 @@ ports) and `str` (interface names). `normalise()` accepts a few friendlier spell
 from __future__ import annotations
 
 import ipaddress
+import operator
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,22 @@ def _fast_constructor(cls: type[Address]) -> Callable[[int], Address]:
 _MAKE = {cls: _fast_constructor(cls) for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address)}
 
 
+def _number_getter() -> Callable[[Address], int]:
+    """An address's number: its `_ip` slot read directly where that is what `int()` gives (one attribute read
+    instead of the `__int__` and `packed` Python calls; checked once here), else `int()`."""
+    get_ip: Callable[[Address], int] = operator.attrgetter("_ip")
+    try:
+        probes = (ipaddress.IPv4Address("10.1.2.3"), ipaddress.IPv6Address("2001:db8::1"))
+        if all(get_ip(a) == int(a) and get_ip(a).to_bytes(len(a.packed), "big") == a.packed for a in probes):
+            return get_ip
+    except Exception:
+        pass
+    return int
+
+
+_number = _number_getter()
+
+
 @dataclass(frozen=True, repr=False)
 class _Address(DataType):
     _class: ClassVar[type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]]
@@ -100,13 +117,13 @@ class _Address(DataType):
         raise InvalidValue(f"{value!r} is not an {self.name}")
 
     def to_bytes(self, value: Value) -> bytes:
-        return value.packed  # type: ignore[union-attr]
+        return _number(value).to_bytes(self.length, "big")  # type: ignore[arg-type]
 
     def from_bytes(self, raw: bytes) -> Value:
         return self._class(raw)
 
     def to_int(self, value: Value) -> int:
-        return int(value)
+        return _number(value)  # type: ignore[arg-type]
 
     def from_int(self, number: int) -> Value:
         if not 0 <= number < 1 << (8 * self.length):
@@ -115,11 +132,11 @@ class _Address(DataType):
 
     def with_int(self, value: object) -> tuple[Value, int]:
         if type(value) is self._class:
-            return value, int(value)  # type: ignore[arg-type]
+            return value, _number(value)  # type: ignore[arg-type]
         if type(value) is int:
             return self.from_int(value), value
         canonical = self.normalise(value)
-        return canonical, int(canonical)  # type: ignore[arg-type]
+        return canonical, _number(canonical)  # type: ignore[arg-type]
 
     def parse_int(self, text: str) -> int:
         """The number of an address written as text, without building the address."""

@@ -38,16 +38,19 @@ from netlink_nft._const import (
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
     NFT_MSG_NEWTABLE,
+    NFTA_RULE_CHAIN,
     NFTA_RULE_EXPRESSIONS,
+    NFTA_RULE_TABLE,
     NFTA_SET_ELEM_LIST_SET_ID,
     NFTA_SET_ID,
+    NLA_F_NESTED,
     NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_REQUEST,
 )
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import InvalidValue
-from netlink_nft._expr import Expr, Lookup, encode_expr
+from netlink_nft._expr import Lookup, encode_expr
 from netlink_nft._model import Chain, Rule, Set, Table
 
 _ATTR = "_wire_plan"  # the instance attribute that holds an object's plan
@@ -170,27 +173,42 @@ class SetPlan(msgspec.Struct, gc=False):
         return self.made_flush
 
 
+_new_spec = tuple.__new__  # SetSpec's generated __new__ is a Python function around this; one set plan makes one
+
+
 def spec_of(set_: Set) -> _sets.SetSpec:
-    return _sets.SetSpec(set_.table.name, set_.name, set_.key, set_.interval, set_.constant, set_.data)
+    d = set_.__dict__
+    return _new_spec(
+        _sets.SetSpec, (d["table"].name, d["name"], d["key"], d["interval"], d["constant"], d["data"], False)
+    )
+
+
+_SET_ID_HEADER = _tlv.be32(NFTA_SET_ID, 0)[:4]
 
 
 def set_plan(set_: Set) -> SetPlan:
     """The plan of a named set (or map) holding all its elements."""
     plan: SetPlan | None = set_.__dict__.get(_ATTR)
     if plan is None:
-        if "%" in set_.name:  # the kernel would take the name for a template ("%d") and pick a name of its own
-            raise InvalidValue(f"{set_}: a set name must not contain '%'")
         spec = spec_of(set_)
+        if "%" in spec.name:  # the kernel would take the name for a template ("%d") and pick a name of its own
+            raise InvalidValue(f"{set_}: a set name must not contain '%'")
         family = set_.table.family
         head, tail = _sets.encode_set_parts(spec, 0)  # a named set declares no size
-        set_id = new_set_id()
-        create = single(NFT_MSG_NEWSET, CREATE, family, head + _tlv.be32(NFTA_SET_ID, set_id) + tail, set_ids=(set_id,))
+        set_id = next(_ids) % 0xFFFFFFFF + 1  # new_set_id()
+        body = b"".join((head, _SET_ID_HEADER, _BE32.pack(set_id), tail))
+        create = Segment(frame(NFT_MSG_NEWSET, CREATE, family, body), _FIRST, _NO_DETAIL, (set_id,))
         ref = _sets.element_list_head(spec, None)  # table and set: also the whole body of a flush
+        nests = _sets.element_list_nests(spec, set_.elements)
         detail = f"elements of {spec.name}"
-        bodies = [
-            (NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in _sets.element_list_nests(spec, set_.elements)
-        ]
-        plan = set_.__dict__[_ATTR] = SetPlan(create, segment(family, bodies) if bodies else None, family, ref)
+        if len(nests) == 1:  # the usual case
+            elements: Segment | None = Segment(
+                frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0]), _FIRST, (detail,)
+            )
+        else:
+            bodies = [(NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in nests]
+            elements = segment(family, bodies) if bodies else None
+        plan = set_.__dict__[_ATTR] = SetPlan(create, elements, family, ref)
     return plan
 
 
@@ -217,7 +235,8 @@ class AnonymousLookup(_Plan, frozen=True, gc=False):
 
 
 class RulePlan(_Plan, frozen=True, gc=False):
-    """A rule's expressions (anonymous lookups still to be bound to ids) and its segment, bound once."""
+    """A rule's segment, bound once, and for a rule with anonymous sets what binding it again takes: its
+    expressions (anonymous lookups still to be bound to ids; empty for a rule without)."""
 
     head: bytes
     exprs: tuple[bytes | AnonymousLookup, ...]
@@ -236,11 +255,8 @@ def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
     return plan
 
 
-def _expr(table: str, expr: Expr) -> bytes | AnonymousLookup:
-    if type(expr) is not Lookup:
-        return encode_expr(expr)
-    if isinstance(expr.set, str):
-        return expr.encode_bound(expr.set, None)
+def _anonymous_lookup(table: str, expr: Lookup) -> AnonymousLookup:
+    assert isinstance(expr.set, AnonymousSet)
     head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
     return AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
 
@@ -278,16 +294,37 @@ def bind(
     return segment(rule.table.family, messages, tuple(ids))
 
 
+_EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
+_ATTR_HEADER = struct.Struct("=HH")
+
+
 def rule_plan(rule: Rule) -> RulePlan:
-    plan: RulePlan | None = rule.__dict__.get(_ATTR)
+    d = rule.__dict__
+    plan: RulePlan | None = d.get(_ATTR)
     if plan is None:
-        table = rule.table.name
-        exprs = tuple([_expr(table, e) for e in rule.exprs])
-        head, tail = _objects.rule_head(rule), _objects.rule_tail(rule)
-        if any(type(e) is not bytes for e in exprs):
+        table = d["table"]
+        parts: list[bytes | AnonymousLookup] = []
+        anonymous = False
+        for expr in d["exprs"]:
+            encoded = getattr(expr, "_encoded", None)  # what `encode_expr` keeps: the matchers share expressions
+            if encoded is None:
+                if type(expr) is Lookup and type(expr.set) is not str:
+                    encoded, anonymous = _anonymous_lookup(table.name, expr), True
+                else:
+                    encoded = encode_expr(expr)  # a named set's lookup by name only, like every other expression
+            parts.append(encoded)
+        if d["handle"] is None:
+            head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
+        else:
+            head = _objects.rule_head(rule)
+        tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
+        if anonymous:
+            exprs = tuple(parts)
             made = bind(rule, head, exprs, tail)
-        else:  # the usual case, no anonymous set: one message, no id
-            body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *exprs) + tail  # type: ignore[arg-type]
-            made = single(NFT_MSG_NEWRULE, _APPEND, rule.table.family, body)
-        plan = rule.__dict__[_ATTR] = RulePlan(head, exprs, tail, made)
+        else:  # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
+            payload = b"".join(parts)  # type: ignore[arg-type]
+            body = b"".join((head, _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS), payload, tail))
+            made = Segment(frame(NFT_MSG_NEWRULE, _APPEND, table.family, body), _FIRST, _NO_DETAIL)
+            exprs = ()  # only a rule with anonymous sets is ever bound again
+        plan = d[_ATTR] = RulePlan(head, exprs, tail, made)
     return plan

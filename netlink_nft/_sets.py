@@ -165,71 +165,89 @@ def _data(spec: SetSpec, data: Data) -> bytes:
     return _tlv.nest(NFTA_SET_ELEM_DATA, _tlv.attr(NFTA_DATA_VALUE, spec.data.to_bytes(data)))
 
 
-def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
-    """The attributes of each wire element, in order (the caller wraps each in a numbered nest)."""
-    single_interval = spec.interval and len(spec.key) == 1
-    top = (1 << (8 * spec.key_len)) - 1
+def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
+    """The attributes of each wire element, in order (the caller wraps each in a numbered nest). One loop, no
+    generator: most sets of a pod hold a handful of elements, so what a call costs counts as much as an element."""
+    key_types = spec.key
+    single_interval = spec.interval and len(key_types) == 1
+    interval = spec.interval
+    top = (1 << (8 * key_types[0].length)) - 1 if single_interval else 0
+    out: list[bytes] = []
     for element in elements:
-        key = _key_bytes(spec.key, element.key)
+        key = _key_bytes(key_types, element.key)
         data = b"" if element.data is None else _data(spec, element.data)
         if single_interval:
-            yield _value(NFTA_SET_ELEM_KEY, key) + data
-            last = int.from_bytes(key if element.end is None else _key_bytes(spec.key, element.end), "big")
+            out.append(_value(NFTA_SET_ELEM_KEY, key) + data)
+            last = int.from_bytes(key if element.end is None else _key_bytes(key_types, element.end), "big")
             if last != top:
-                after = (last + 1).to_bytes(spec.key_len, "big")
-                yield _INTERVAL_END + _value(NFTA_SET_ELEM_KEY, after)
-        elif spec.interval:
-            end = key if element.end is None else _key_bytes(spec.key, element.end)
-            yield _value(NFTA_SET_ELEM_KEY, key) + _value(NFTA_SET_ELEM_KEY_END, end) + data
+                out.append(_INTERVAL_END + _value(NFTA_SET_ELEM_KEY, (last + 1).to_bytes(len(key), "big")))
+        elif interval:
+            end = key if element.end is None else _key_bytes(key_types, element.end)
+            out.append(_value(NFTA_SET_ELEM_KEY, key) + _value(NFTA_SET_ELEM_KEY_END, end) + data)
         else:
-            yield _value(NFTA_SET_ELEM_KEY, key) + data
+            out.append(_value(NFTA_SET_ELEM_KEY, key) + data)
+    return out
 
 
 _LIMIT = SET_ELEM_NEST_LIMIT - 4  # room for the element list's own nest header
 
 
-def _chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[list[bytes]]:
+def _chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list[bytes]]:
     """The contents of successive element-list nests: numbered element nests, each list under the size limit."""
     pack = _NEST_HDR.pack
+    chunks: list[list[bytes]] = []
     chunk: list[bytes] = []
     size = number = 0
     for item in encode_elements(spec, elements):
         length = 4 + len(item)  # elements are 4-byte aligned
         if size + length > _LIMIT and chunk:
-            yield chunk
+            chunks.append(chunk)
             chunk, size, number = [], 0, 0
         number += 1  # numbered 1, 2, ... in each message, like libnftnl (the kernel ignores the number)
         chunk += (pack(length, number | NLA_F_NESTED), item)
         size += length
     if chunk:
-        yield chunk
+        chunks.append(chunk)
+    return chunks
 
 
-@functools.cache
 def _numbered_prefixes(prefix: bytes, length: int, count: int) -> list[bytes]:
     """Element nest headers numbered 0..count (index = number) followed by `prefix`, for elements of `length` bytes."""
     return [_NEST_HDR.pack(length, number | NLA_F_NESTED) + prefix for number in range(count + 1)]
 
 
-def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[list[bytes]]:
+@functools.lru_cache(maxsize=64)  # by key width: a few
+def _rbtree_layout(width: int) -> tuple[int, int, list[bytes], list[bytes]]:
+    """(start element length, end element length, numbered start prefixes, numbered end prefixes)."""
+    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
+    pad = -width & 3
+    start_len, end_len = 4 + len(key_hdr) + width + pad, 4 + len(_INTERVAL_END) + len(key_hdr) + width + pad
+    most = _LIMIT // start_len + 1  # the most elements one list can hold
+    return (
+        start_len,
+        end_len,
+        _numbered_prefixes(key_hdr, start_len, most),
+        _numbered_prefixes(_INTERVAL_END + key_hdr, end_len, most),
+    )
+
+
+def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list[bytes]]:
     """Same bytes as `_chunks` for single-field interval sets without data, with pre-built headers: ipBlock sets
     hold up to 100,000 ranges, and this is the hot loop of encoding them."""
     kind = spec.key[0]
-    width, pad = kind.length, bytes(-kind.length & 3)
-    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
-    start_len, end_len = 4 + len(key_hdr) + width + len(pad), 4 + len(_INTERVAL_END) + len(key_hdr) + width + len(pad)
-    most = _LIMIT // start_len + 1  # the most elements one list can hold
-    starts = _numbered_prefixes(key_hdr, start_len, most)
-    ends = _numbered_prefixes(_INTERVAL_END + key_hdr, end_len, most)
+    width = kind.length
+    pad = _PADDING[width & 3]
+    start_len, end_len, starts, ends = _rbtree_layout(width)
     top = (1 << (8 * width)) - 1
     to_int = kind.to_int
+    chunks: list[list[bytes]] = []
     chunk: list[bytes] = []
     size = number = 0
     for element in elements:
         first = to_int(element.key)  # type: ignore[arg-type]
         last = first if element.end is None else to_int(element.end)  # type: ignore[arg-type]
         if size + start_len + end_len > _LIMIT and chunk:
-            yield chunk
+            chunks.append(chunk)
             chunk, size, number = [], 0, 0
         number += 1
         chunk += (starts[number], first.to_bytes(width, "big"), pad)
@@ -239,31 +257,40 @@ def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[
             chunk += (ends[number], (last + 1).to_bytes(width, "big"), pad)
             size += end_len
     if chunk:
-        yield chunk
+        chunks.append(chunk)
+    return chunks
 
 
-def _plain_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[list[bytes]]:
+@functools.lru_cache(maxsize=64)  # by key width: a few
+def _plain_layout(width: int) -> tuple[int, list[bytes]]:
+    """(element length, numbered prefixes)."""
+    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
+    length = 4 + len(key_hdr) + width + (-width & 3)
+    return length, _numbered_prefixes(key_hdr, length, _LIMIT // length + 1)
+
+
+def _plain_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list[bytes]]:
     """Same bytes as `_chunks` for sets without intervals or data (pods' addresses, address . port pairs), with
     pre-built headers: most elements a daemon sends are in such sets."""
-    width = spec.key_len
-    pad = bytes(-width & 3)
-    key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
-    length = 4 + len(key_hdr) + width + len(pad)
-    prefixes = _numbered_prefixes(key_hdr, length, _LIMIT // length + 1)
     types = spec.key
+    width = types[0].length if len(types) == 1 else spec.key_len
+    pad = _PADDING[width & 3]
+    length, prefixes = _plain_layout(width)
     single = types[0].to_bytes if len(types) == 1 else None
+    chunks: list[list[bytes]] = []
     chunk: list[bytes] = []
     size = number = 0
     for element in elements:
         if size + length > _LIMIT and chunk:
-            yield chunk
+            chunks.append(chunk)
             chunk, size, number = [], 0, 0
         number += 1
         key = single(element.key) if single is not None else _key_bytes(types, element.key)  # type: ignore[arg-type]
         chunk += (prefixes[number], key, pad)
         size += length
     if chunk:
-        yield chunk
+        chunks.append(chunk)
+    return chunks
 
 
 def encode_element_lists(spec: SetSpec, set_id: int | None, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
@@ -281,14 +308,21 @@ def element_list_head(spec: SetSpec, set_id: int | None) -> bytes:
     return head
 
 
-def element_list_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> Iterator[bytes]:
+_LIST_ELEMENTS = NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED
+
+
+def element_list_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
     """The element nests (`NFTA_SET_ELEM_LIST_ELEMENTS`) of successive bodies, each under the size limit."""
     if spec.data is not None or (spec.interval and len(spec.key) > 1):
-        chunks = _chunks
+        chunks = _chunks(spec, elements)
     else:
-        chunks = _rbtree_chunks if spec.interval else _plain_chunks
-    for chunk in chunks(spec, elements):
-        yield _tlv.nest(NFTA_SET_ELEM_LIST_ELEMENTS, *chunk)
+        chunks = (_rbtree_chunks if spec.interval else _plain_chunks)(spec, elements)
+    pack = _NEST_HDR.pack
+    nests = []
+    for chunk in chunks:  # elements are 4-byte aligned: no padding
+        payload = b"".join(chunk)
+        nests.append(pack(4 + len(payload), _LIST_ELEMENTS) + payload)
+    return nests
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
