@@ -23,7 +23,8 @@ from tests.support.netns import ip, throwaway_netns
 from trinet.daemon.netns import ProcfsResolver
 from trinet.daemon.observer import NullObserver, TransactionKind, TransactionOutcome
 from trinet.daemon.queue import DirtyQueue
-from trinet.daemon.worker import PodState, PodWorker, SnapshotCache
+from trinet.daemon.snapshots import SnapshotCache
+from trinet.daemon.worker import PodState, PodWorker
 from trinet.kube import ClusterStore
 from trinet.objects import (
     LabelSelector,

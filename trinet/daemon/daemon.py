@@ -31,7 +31,8 @@ from trinet.daemon.observer import Observer
 from trinet.daemon.queue import DirtyQueue
 from trinet.daemon.resync import local_pod_keys, resync_forever
 from trinet.daemon.settings import Settings, compile_options, load_custom_rules
-from trinet.daemon.worker import PodWorker, SnapshotCache
+from trinet.daemon.snapshots import SnapshotCache
+from trinet.daemon.worker import PodWorker
 from trinet.kube import ApiClient, Change, ClusterStore, load_config, watch_cluster
 from trinet.objects import MultiNetworkPolicy
 from trinet.observability.metrics import Metrics
@@ -77,7 +78,7 @@ class Daemon:
 
     async def consume_changes(self, changes: trio.MemoryReceiveChannel[Change[Any]]) -> None:
         async for change in changes:
-            self.snapshots.invalidate()
+            self.snapshots.changed(change)
             if isinstance(change.new, MultiNetworkPolicy):
                 self._report_policy(change.new)
             for key in sorted(self.mapper.affected(change)):

@@ -39,12 +39,13 @@ from trinet.daemon.logs import event
 from trinet.daemon.netns import NetnsError, NetnsResolver, PodNetns, own_netns
 from trinet.daemon.observer import Observer, TransactionKind
 from trinet.daemon.queue import Backoff, DirtyQueue
+from trinet.daemon.snapshots import SnapshotCache
 from trinet.kube import ClusterStore
 from trinet.objects import Pod
-from trinet.policy import CompileOptions, PodRuleset, Snapshot, compile
+from trinet.policy import CompileOptions, PodRuleset, compile
 from trinet.policy.to_netlink import Installed, adopt, drop_counters, transaction
 
-__all__ = ["PodState", "PodWorker", "SnapshotCache", "SocketCloser", "WorkResult"]
+__all__ = ["PodState", "PodWorker", "SocketCloser", "WorkResult"]
 
 log = logging.getLogger("trinet.worker")
 
@@ -65,27 +66,6 @@ class PodState:
     installed: Installed | None
     check: ReadBack | None = None
     netns: tuple[int, int] | None = None  # the namespace (device, inode) this belief is about
-
-
-class SnapshotCache:
-    """One ``Snapshot`` of the store, rebuilt (reusing the previous one) only after the store changed."""
-
-    def __init__(self, store: ClusterStore) -> None:
-        self.store = store
-        self._snapshot: Snapshot | None = None
-        self._stale = True
-
-    def invalidate(self) -> None:
-        self._stale = True
-
-    def current(self) -> Snapshot:
-        if self._stale or self._snapshot is None:
-            s = self.store
-            self._snapshot = Snapshot(
-                s.pods.values(), s.namespaces.values(), s.policies.values(), s.nads.values(), previous=self._snapshot
-            )
-            self._stale = False
-        return self._snapshot
 
 
 def _kind(before: Installed | None, after: Installed | None, desired: PodRuleset) -> TransactionKind:

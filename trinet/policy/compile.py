@@ -32,8 +32,9 @@ import msgspec
 
 from trinet.objects import Pod
 from trinet.policy.ipblock import Interval, merge
-from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer
+from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer, SelectorPeer
 from trinet.policy.model import Rule as PolicyRule
+from trinet.policy.peer_addresses import Element
 from trinet.policy.ruleset import (
     Accept,
     Addr,
@@ -119,22 +120,23 @@ class _ChainBuilder:
         self.sets = sets
         self.count = 0
 
-    def add_set(self, key: tuple[KeyType, ...], interval: bool, elements: Iterable[tuple[Interval, ...]]) -> str:
+    def add_set(self, key: tuple[KeyType, ...], interval: bool, elements: tuple[tuple[Interval, ...], ...]) -> str:
         name = f"{self.chain}-{self.count}"
         self.count += 1
-        self.sets.append(Set(name, key, interval, tuple(elements)))
+        self.sets.append(Set(name, key, interval, elements))
         return name
 
 
 class _PeerAddresses(NamedTuple):
-    """One rule's peers on one network: ipBlock intervals (merged) and selected pods' addresses (single values)."""
+    """One rule's peers on one network, v4 and v6: ipBlock intervals (merged), and the selected pods' addresses as
+    hash-set elements (``Snapshot.peer_addresses``: the same tuple, patched, from one snapshot to the next)."""
 
     blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]]
-    pods: tuple[tuple[Interval, ...], tuple[Interval, ...]]
+    pods: tuple[tuple[Element, ...], tuple[Element, ...]]
     has_selector: bool
 
     def union(self, family: int) -> tuple[Interval, ...]:
-        return merge([*self.blocks[family], *self.pods[family]])
+        return merge([*self.blocks[family], *(iv for (iv,) in self.pods[family])])
 
 
 def _peer_addresses(
@@ -145,20 +147,15 @@ def _peer_addresses(
     found = snapshot.memo.get(key)
     if found is None:
         blocks: tuple[list[Interval], list[Interval]] = ([], [])
-        pods: tuple[set[Interval], set[Interval]] = (set(), set())
-        has_selector = False
+        selectors: list[SelectorPeer] = []
         for peer in rule.peers or ():
             if isinstance(peer, IPBlockPeer):
                 blocks[0].extend(peer.v4)
                 blocks[1].extend(peer.v6)
-                continue
-            has_selector = True
-            for info in snapshot.peer_pods(policy.namespace, peer):
-                for family, addresses in enumerate(info.addresses(network)):
-                    pods[family].update((a, a) for a in addresses)
-        found = snapshot.memo[key] = _PeerAddresses(
-            (merge(blocks[0]), merge(blocks[1])), (tuple(sorted(pods[0])), tuple(sorted(pods[1]))), has_selector
-        )
+            else:
+                selectors.append(peer)
+        pods = snapshot.peer_addresses(policy.namespace, tuple(selectors), network) if selectors else ((), ())
+        found = snapshot.memo[key] = _PeerAddresses((merge(blocks[0]), merge(blocks[1])), pods, bool(selectors))
     return cast(_PeerAddresses, found)
 
 
@@ -257,20 +254,20 @@ def _rule_rules(
         addr_matches = []
         for i, (family, key_type) in enumerate(_FAMILIES if port_matches else ()):
             for interval, elements, wanted in (
-                (True, peers.blocks[i], bool(peers.blocks[i])),
+                (True, tuple((iv,) for iv in peers.blocks[i]), bool(peers.blocks[i])),
                 (False, peers.pods[i], peers.has_selector),
             ):
                 if wanted:
-                    name = builder.add_set((key_type,), interval, ((iv,) for iv in elements))
+                    name = builder.add_set((key_type,), interval, elements)
                     addr_matches.append((Addr(family, field, set_name=name),))
     out = [Rule(addr + ports, Accept(), comment) for addr in addr_matches for ports in port_matches]
     # Egress named ports: (destination address . port) per destination pod, exact values in a plain (hash) set,
     # so peer churn costs O(1) in the kernel (an interval set's commit grows with its size).
     for protocol in sorted(named, key=PROTOCOL_NUMBERS.__getitem__):
         pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, named[protocol])
-        for (family, key_type), elements in zip(_FAMILIES, pairs, strict=True):
+        for (family, key_type), served in zip(_FAMILIES, pairs, strict=True):
             if (family, key_type) in families:
-                name = builder.add_set((key_type, "inet_service"), False, (((a, a), (p, p)) for a, p in elements))
+                name = builder.add_set((key_type, "inet_service"), False, tuple(((a, a), (p, p)) for a, p in served))
                 matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))
                 out.append(Rule(matches, Accept(), comment))
     return out

@@ -21,6 +21,7 @@ from trinet.policy.annotations import (
     parse_networks,
 )
 from trinet.policy.model import EffectivePolicy, SelectorPeer
+from trinet.policy.peer_addresses import Element, PeerAddresses, PeerKey, selects
 from trinet.policy.validation import validate_policy
 
 __all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]
@@ -140,10 +141,11 @@ class Snapshot:
         self.nad_problems: dict[str, tuple[str, ...]] = {ref: found for ref, (_, found) in parsed.items() if found}
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.metadata.labels for n in namespaces}
         self.pods: dict[str, Pod] = {}
-        self._pods_by_ns: dict[str, list[Pod]] = defaultdict(list)
+        self._pods_by_ns: dict[str, dict[str, Pod]] = defaultdict(dict)
         for pod in pods:
-            self.pods[pod_key(pod)] = pod
-            self._pods_by_ns[pod.metadata.namespace].append(pod)
+            key = pod_key(pod)
+            self.pods[key] = pod
+            self._pods_by_ns[pod.metadata.namespace][key] = pod
             self.namespace_labels.setdefault(pod.metadata.namespace, {})
         old_policies = previous._validated if previous is not None else {}
         self._validated: dict[str, tuple[MultiNetworkPolicy, EffectivePolicy]] = {}
@@ -159,9 +161,51 @@ class Snapshot:
         self._info: dict[str, tuple[Pod, PodInfo]] = {}
         if previous is not None and previous.nad_types == self.nad_types:  # a pod's parse depends on NAD types
             self._info = {k: v for k, v in previous._info.items() if self.pods.get(k) is v[0]}
-        self._peer_pods: dict[tuple[str, SelectorPeer], tuple[PodInfo, ...]] = {}
+        self._peer_addresses: dict[PeerKey, PeerAddresses] = {}
         self._named: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] | None = None
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
+
+    def with_pods(self, changed: Mapping[str, Pod | None]) -> Snapshot:
+        """This snapshot with the pods of ``changed`` (by "ns/name") replaced, or deleted where None; namespaces,
+        policies and NADs the same. What it costs grows with the change, not with the cluster (except C-level
+        copies of the pod dictionaries and of the element tuples of the peer sets that change): selector peers'
+        addresses are patched (``PeerAddresses.patched``), everything else ``compile`` derives is rebuilt on
+        first use. A pod in a namespace the snapshot did not know gets the labels ``{}``, as in the constructor.
+
+        The parsed-pod memo is shared with this snapshot (its entries are checked by identity of the pod object),
+        so the two stay correct if both are used; ``self`` is otherwise unchanged."""
+        edits = [(key, self.pods.get(key), pod) for key, pod in changed.items() if self.pods.get(key) is not pod]
+        before = [self.info(old) if old is not None else None for _, old, _ in edits]  # before ``new`` parses
+        new = Snapshot.__new__(Snapshot)
+        new.nad_types, new.nad_problems = self.nad_types, self.nad_problems
+        new._validated, new.policies, new._policies_by_ns = self._validated, self.policies, self._policies_by_ns
+        new.namespace_labels = self.namespace_labels
+        new.pods = dict(self.pods)
+        new._pods_by_ns = defaultdict(dict, self._pods_by_ns)
+        new._info = self._info
+        copied: set[str] = set()
+        for key, _, pod in edits:
+            namespace = key.partition("/")[0]
+            if namespace not in copied:
+                new._pods_by_ns[namespace] = dict(self._pods_by_ns.get(namespace, {}))
+                copied.add(namespace)
+            if pod is None:
+                del new.pods[key], new._pods_by_ns[namespace][key]
+                new._info.pop(key, None)
+            else:
+                new.pods[key] = new._pods_by_ns[namespace][key] = pod
+                if namespace not in new.namespace_labels:
+                    new.namespace_labels = {**new.namespace_labels, namespace: {}}
+        after = [new.info(pod) if pod is not None else None for _, _, pod in edits]
+        new._peer_addresses = {}
+        for (policy_namespace, peers, network), found in self._peer_addresses.items():
+            gone = [i for i in before if i is not None and selects(peers, policy_namespace, self.namespace_labels, i)]
+            came = [i for i in after if i is not None and selects(peers, policy_namespace, new.namespace_labels, i)]
+            new._peer_addresses[policy_namespace, peers, network] = found.patched(gone, came, network)
+        named_changed = any(i is not None and i.is_subject and i.container_ports for i in (*before, *after))
+        new._named = None if named_changed else self._named
+        new.memo = {}
+        return new
 
     def info(self, pod: Pod) -> PodInfo:
         """The parsed pod (memoised for the snapshot's own pod objects)."""
@@ -177,24 +221,23 @@ class Snapshot:
     def policies_in(self, namespace: str) -> list[EffectivePolicy]:
         return self._policies_by_ns.get(namespace, [])
 
-    def peer_pods(self, policy_namespace: str, peer: SelectorPeer) -> tuple[PodInfo, ...]:
-        """Pods a selector peer selects (§2.4.20), only those whose addresses count (§2.4.22)."""
-        key = (policy_namespace, peer)
-        found = self._peer_pods.get(key)
+    def peer_addresses(
+        self, policy_namespace: str, peers: tuple[SelectorPeer, ...], network: str
+    ) -> tuple[tuple[Element, ...], tuple[Element, ...]]:
+        """The addresses on ``network`` of the pods that any of a rule's selector ``peers`` selects (§2.4.20-22),
+        v4 and v6, as sorted hash-set elements ``((a, a),)``; memoised, and patched by ``with_pods``."""
+        key = (policy_namespace, peers, network)
+        found = self._peer_addresses.get(key)
         if found is None:
-            if peer.namespaces is None:
-                namespaces = [policy_namespace]
-            else:
-                sel = peer.namespaces
-                namespaces = sorted(ns for ns, labels in self.namespace_labels.items() if sel.matches(labels))
-            out: list[PodInfo] = []
-            for ns in namespaces:
-                for pod in self._pods_by_ns.get(ns, ()):
-                    info = self.info(pod)
-                    if info.is_peer and (peer.pods is None or peer.pods.matches(info.labels)):
-                        out.append(info)
-            found = self._peer_pods[key] = tuple(out)
-        return found
+            labels = self.namespace_labels
+            namespaces = {policy_namespace} if any(p.namespaces is None for p in peers) else set()
+            for peer in peers:
+                if peer.namespaces is not None:
+                    namespaces.update(ns for ns, lab in labels.items() if peer.namespaces.matches(lab))
+            infos = (self.info(pod) for ns in namespaces for pod in self._pods_by_ns.get(ns, {}).values())
+            selected = (i for i in infos if selects(peers, policy_namespace, labels, i))
+            found = self._peer_addresses[key] = PeerAddresses.of(selected, network)
+        return found.elements
 
     def named_ports(
         self, network: str, protocol: str, name: str
