@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from netlink_nft import _tlv
@@ -21,6 +22,7 @@ from netlink_nft._const import (
     NFTA_TABLE_FLAGS,
     NFTA_TABLE_NAME,
     NFTNL_UDATA_RULE_COMMENT,
+    NLA_F_NESTED,
 )
 from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import decode_expr, encode_expr
@@ -35,17 +37,29 @@ def encode_table_ref(table: Table) -> bytes:
     return _tlv.strz(NFTA_TABLE_NAME, table.name)
 
 
+# a base chain's policy and hook nest: attribute headers in host order, values big-endian (packed as 4 bytes each)
+_BASE_CHAIN_TAIL = struct.Struct("=HH4sHHHH4sHH4s")
+
+
 def encode_chain(chain: Chain) -> bytes:
-    out = _tlv.strz(NFTA_CHAIN_TABLE, chain.table.name) + _tlv.strz(NFTA_CHAIN_NAME, chain.name)
-    if chain.hook is not None:
-        out += (
-            _tlv.strz(NFTA_CHAIN_TYPE, chain.type)
-            + _tlv.be32(NFTA_CHAIN_POLICY, chain.policy)
-            + _tlv.nest(
-                NFTA_CHAIN_HOOK,
-                _tlv.be32(NFTA_HOOK_HOOKNUM, chain.hook),
-                _tlv.be32s(NFTA_HOOK_PRIORITY, chain.priority),
-            )
+    d = chain.__dict__
+    out = _tlv.strz(NFTA_CHAIN_TABLE, d["table"].name) + _tlv.strz(NFTA_CHAIN_NAME, d["name"])
+    hook = d["hook"]
+    if hook is not None:
+        if not -(1 << 31) <= d["priority"] < 1 << 31:
+            raise InvalidValue(f"{chain}: priority {d['priority']} is not a 32-bit signed number")
+        out += _tlv.strz(NFTA_CHAIN_TYPE, d["type"]) + _BASE_CHAIN_TAIL.pack(
+            8,
+            NFTA_CHAIN_POLICY,
+            d["policy"].to_bytes(4, "big"),
+            20,
+            NFTA_CHAIN_HOOK | NLA_F_NESTED,
+            8,
+            NFTA_HOOK_HOOKNUM,
+            hook.to_bytes(4, "big"),
+            8,
+            NFTA_HOOK_PRIORITY,
+            d["priority"].to_bytes(4, "big", signed=True),
         )
     return out
 

@@ -114,33 +114,45 @@ def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", se
     return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL, set_ids)
 
 
-def _kept(subject: Table | Chain, key: str) -> tuple[dict[str, Segment], Segment | None]:
-    plans: dict[str, Segment] = subject.__dict__.setdefault(_ATTR, {})
-    return plans, plans.get(key)
+_NEW_TABLE = "_wire_new_table"  # instance attributes holding a table's (by flags) and a chain's segments
+_NEW_CHAIN = "_wire_new_chain"
+_FLUSH_CHAIN = "_wire_flush_chain"
 
 
 def table_segment(table: Table, flags: int) -> Segment:
     """NEWTABLE with `flags`, kept on the table."""
-    plans, found = _kept(table, f"new {flags}")
+    d = table.__dict__
+    kept: dict[int, Segment] | None = d.get(_NEW_TABLE)
+    found = None if kept is None else kept.get(flags)
     if found is None:
-        found = plans[f"new {flags}"] = single(NFT_MSG_NEWTABLE, flags, table.family, _objects.encode_table(table))
+        found = Segment(frame(NFT_MSG_NEWTABLE, flags, table.family, _objects.encode_table(table)), _FIRST, _NO_DETAIL)
+        d.setdefault(_NEW_TABLE, {})[flags] = found
     return found
 
 
 def chain_segment(chain: Chain) -> Segment:
     """NEWCHAIN (create or update), kept on the chain."""
-    plans, found = _kept(chain, "new")
+    d = chain.__dict__
+    found: Segment | None = d.get(_NEW_CHAIN)
     if found is None:
-        found = plans["new"] = single(NFT_MSG_NEWCHAIN, CREATE, chain.table.family, _objects.encode_chain(chain))
+        body = _objects.encode_chain(chain)
+        found = d[_NEW_CHAIN] = Segment(frame(NFT_MSG_NEWCHAIN, CREATE, d["table"].family, body), _FIRST, _NO_DETAIL)
     return found
+
+
+_FLUSH_DETAIL = ("flush",)
 
 
 def chain_flush_segment(chain: Chain) -> Segment:
     """The DELRULE that empties the chain, kept on the chain."""
-    plans, found = _kept(chain, "flush")
+    d = chain.__dict__
+    found: Segment | None = d.get(_FLUSH_CHAIN)
     if found is None:
-        body = _objects.encode_flush(chain.table, chain.name)
-        found = plans["flush"] = single(NFT_MSG_DELRULE, NLM_F_REQUEST, chain.table.family, body, "flush")
+        table = d["table"]
+        body = _objects.encode_flush(table, d["name"])
+        found = d[_FLUSH_CHAIN] = Segment(
+            frame(NFT_MSG_DELRULE, NLM_F_REQUEST, table.family, body), _FIRST, _FLUSH_DETAIL
+        )
     return found
 
 

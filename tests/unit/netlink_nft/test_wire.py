@@ -27,6 +27,7 @@ from netlink_nft import (
     DataType,
     Expr,
     Family,
+    Hook,
     Immediate,
     Log,
     Lookup,
@@ -34,6 +35,7 @@ from netlink_nft import (
     MetaKey,
     Payload,
     PayloadBase,
+    Policy,
     Range,
     RangeOp,
     Set,
@@ -44,7 +46,15 @@ from netlink_nft import (
     _tlv,
     jump,
 )
-from netlink_nft._const import NFNL_BATCH_GENID, NFT_MSG_NEWSETELEM, NLM_F_ACK
+from netlink_nft._const import (
+    NFNL_BATCH_GENID,
+    NFT_MSG_NEWSETELEM,
+    NFTA_CHAIN_HOOK,
+    NFTA_CHAIN_POLICY,
+    NFTA_HOOK_PRIORITY,
+    NLM_F_ACK,
+)
+from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import decode_expr, encode_expr
 from netlink_nft._plans import spec_of as _spec
 from tests.unit.netlink_nft.strategies import interval_elements
@@ -194,3 +204,21 @@ def test_batch_tags_every_message_and_frames_the_transaction() -> None:
     end = encoded.data[-20:]
     _, kind, flags, seq, _ = struct.unpack_from("=IHHII", end)
     assert (kind, flags & NLM_F_ACK, seq) == (0x11, NLM_F_ACK, 105)
+
+
+@pytest.mark.parametrize("priority", [-(1 << 31), (1 << 31) - 1])
+def test_base_chain_priorities_span_the_signed_32_bit_range(priority: int) -> None:
+    batch = Batch()
+    batch.add_chain(Chain(T, "input", Hook.INPUT, priority, Policy.DROP))
+    (message,) = batch.messages
+    hook = _tlv.parse_attrs(_tlv.parse_attrs(message.body)[NFTA_CHAIN_HOOK])
+    assert struct.unpack(">i", hook[NFTA_HOOK_PRIORITY]) == (priority,)
+    assert struct.unpack(">I", _tlv.parse_attrs(message.body)[NFTA_CHAIN_POLICY]) == (Policy.DROP,)
+
+
+@pytest.mark.parametrize("priority", [-(1 << 31) - 1, 1 << 31])
+def test_a_base_chain_priority_beyond_32_bits_is_refused_clearly(priority: int) -> None:
+    batch = Batch()
+    with pytest.raises(InvalidValue, match="32-bit"):
+        batch.add_chain(Chain(T, "input", Hook.INPUT, priority))
+    assert len(batch) == 0
