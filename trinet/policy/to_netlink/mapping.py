@@ -189,9 +189,13 @@ def _verdict(verdict: pm.Verdict) -> nl.Verdict | nl.Match:
             assert_never(verdict)
 
 
-def _rule(table: nl.Table, chain: str, rule: pm.Rule, end: str) -> nl.Rule:
-    """The netlink rule of ``rule`` in ``chain`` (not memoised: see ``_chain``)."""
-    matches = _MATCHES.at((end,))
+def _rule(
+    table: nl.Table, chain: str, rule: pm.Rule, end: str, matches: _Entries[pm.Match, nl.Match] | None = None
+) -> nl.Rule:
+    """The netlink rule of ``rule`` in ``chain`` (not memoised: see ``_chain``); ``matches``: the match memo of
+    ``end``, if the caller has it."""
+    if matches is None:
+        matches = _MATCHES.at((end,))
     parts: list[nl.Match | nl.Verdict | nl.Expr] = []
     for m in rule.matches:
         found = matches.get(_ref(m))
@@ -208,10 +212,11 @@ def _chain(table: nl.Table, chain: pm.Chain, end: str) -> tuple[nl.Chain, tuple[
     hook = _HOOKS[chain.hook] if chain.hook else None
     made = nl.Chain(table, chain.name, hook, chain.priority, nl.Policy.ACCEPT)
     memo = _RULES.at((table.name, chain.name, end))
+    matches = _MATCHES.at((end,))
     rules = []
     for r in chain.rules:
         found = memo.get(_ref(r))
-        rules.append(_put(memo, r, _rule(table, chain.name, r, end)) if found is None else found)
+        rules.append(_put(memo, r, _rule(table, chain.name, r, end, matches)) if found is None else found)
     return made, tuple(rules)
 
 
