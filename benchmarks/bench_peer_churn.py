@@ -14,7 +14,10 @@ without it).
 
 Then the process's RSS while the 10,000-address pod goes through 100,000 such changes, each adding an address never
 seen before (and removing the previous one, so the kernel's set keeps its size): flat RSS means no memo grows with
-history. ``memo`` counts the entries of to_netlink's memos.
+history. ``memo`` counts the entries of to_netlink's memos. The second such run goes through the daemon's path: a
+server pod with 10,000 peer pods, each change a new peer pod patched into the latest snapshot (and the previous
+newcomer deleted), the server compiled from it: flat RSS there means that nothing the snapshots share (the
+parsed-pod memo, the peer addresses) grows with history either.
 
 Then the daemon's whole path for the same change, with real pods (``recompile``): one peer pod more, patched into
 the previous snapshot as the daemon's ``SnapshotCache`` does (``Snapshot.with_pods``: the selected pods' addresses
@@ -34,12 +37,15 @@ import gc
 import ipaddress
 import statistics
 import time
+from collections.abc import Callable
 
 import msgspec
 
 from netlink_nft import NftSocket
 from tests.support.netns import netns_path, throwaway_netns
 from tests.unit.policy.builders import World, nad, namespace, pod, policy
+from trinet.objects import MultiNetworkPolicy, Namespace, Pod
+from trinet.objects import NetworkAttachmentDefinition as NAD
 from trinet.policy import PodRuleset, Snapshot, compile
 from trinet.policy.to_netlink import Installed, mapping, transaction
 
@@ -133,16 +139,15 @@ def memo_entries() -> int:
     return mapping.memo_entries()
 
 
-def churn(size: int, changes: int) -> None:
-    print(f"\nRSS while a {size:,}-address pod goes through {changes:,} changes (a new peer each, the last one leaves)")
+def churn(title: str, changes: int, first: PodRuleset, following: Callable[[int], PodRuleset]) -> None:
+    """Install ``first``, then ``following(i)`` for each change ``i``, printing RSS and memo sizes as it goes."""
+    print(f"\nRSS while {title} goes through {changes:,} changes (a new peer each, the last one leaves)")
     print(f"| {'changes':>9} | {'RSS MiB':>8} | {'memo':>5} | {'us/change':>9} |")
     print(f"|{'-' * 11}|{'-' * 10}|{'-' * 7}|{'-' * 11}|")
-    base = peer_ruleset(size)
     with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
-        batch, installed = transaction(None, base)
+        batch, installed = transaction(None, first)
         assert batch is not None and installed is not None
         sock.apply(batch)
-        previous: int | None = None
         start = time.perf_counter()
         step = max(1, changes // 5)
         for i in range(changes + 1):
@@ -153,26 +158,57 @@ def churn(size: int, changes: int) -> None:
                 start = time.perf_counter()
             if i == changes:
                 break
-            batch, installed = transaction(installed, added(installed.ruleset, NEW + i, previous))
+            batch, installed = transaction(installed, following(i))
             assert batch is not None and installed is not None
             sock.apply(batch)
-            previous = NEW + i
+
+
+def churn_transaction(size: int, changes: int) -> None:
+    """The ruleset edited directly, as in the first table."""
+    current = base = peer_ruleset(size)
+
+    def following(i: int) -> PodRuleset:
+        nonlocal current
+        current = added(current, NEW + i, NEW + i - 1 if i else None)
+        return current
+
+    churn(f"a {size:,}-address pod (to_netlink.transaction)", changes, base, following)
+
+
+def churn_daemon(size: int, changes: int) -> None:
+    """The daemon's path: each change patched into the latest snapshot, the server pod compiled from it."""
+    server, pods, namespaces, policies, nads = server_world(size)
+    snapshot = Snapshot(pods, namespaces, policies, nads)
+
+    def following(i: int) -> PodRuleset:
+        nonlocal snapshot
+        newcomer = pod(f"ns/new{i}", {"app": "a"}, [("ns/net1", "net1", [_address(NEW + i)])])
+        changed: dict[str, Pod | None] = {f"ns/new{i}": newcomer} | ({f"ns/new{i - 1}": None} if i else {})
+        snapshot = snapshot.with_pods(changed)
+        return compile(snapshot, server)
+
+    churn(
+        f"a pod with {size:,} peer pods (Snapshot.with_pods + compile)", changes, compile(snapshot, server), following
+    )
 
 
 def _address(value: int) -> str:
     return str(ipaddress.IPv4Address(value))
 
 
-def recompile(size: int, reps: int) -> dict[str, float]:
-    """Medians of the daemon's path for one peer pod more, around a server pod whose peers are ``size`` pods."""
+def server_world(size: int) -> tuple[Pod, list[Pod], list[Namespace], list[MultiNetworkPolicy], list[NAD]]:
+    """A server pod ns/s admitting ingress from app=a, and ``size`` such peer pods, one address each."""
     server = pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])])
-    store = {"ns/s": server} | {
-        f"ns/a{i}": pod(f"ns/a{i}", {"app": "a"}, [("ns/net1", "net1", [_address(BASE + 2 * i)])]) for i in range(size)
-    }
+    peers = [pod(f"ns/a{i}", {"app": "a"}, [("ns/net1", "net1", [_address(BASE + 2 * i)])]) for i in range(size)]
     policies = [policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [{"podSelector": {
         "matchLabels": {"app": "a"}}}]}]})]  # fmt: skip
-    nads, namespaces = [nad("ns/net1")], [namespace("ns")]
-    snapshot = Snapshot(store.values(), namespaces, policies, nads)
+    return server, [server, *peers], [namespace("ns")], policies, [nad("ns/net1")]
+
+
+def recompile(size: int, reps: int) -> dict[str, float]:
+    """Medians of the daemon's path for one peer pod more, around a server pod whose peers are ``size`` pods."""
+    server, pods, namespaces, policies, nads = server_world(size)
+    snapshot = Snapshot(pods, namespaces, policies, nads)
     samples: dict[str, list[float]] = {k: [] for k in ("snapshot", "compile", "transaction", "apply", "total", "full")}
     with throwaway_netns("bench-churn") as ns, NftSocket.open(netns_path(ns)) as sock:
         batch, installed = transaction(None, compile(snapshot, server))
@@ -183,7 +219,7 @@ def recompile(size: int, reps: int) -> dict[str, float]:
                 newcomer = pod(f"ns/new{i}", {"app": "a"}, [("ns/net1", "net1", [_address(arrival(size, i))])])
                 start = time.perf_counter()
                 if how == "full":
-                    later = Snapshot([*store.values(), newcomer], namespaces, policies, nads, previous=snapshot)
+                    later = Snapshot([*pods, newcomer], namespaces, policies, nads, previous=snapshot)
                 else:
                     later = snapshot.with_pods({f"ns/new{i}": newcomer})
                 took = {"snapshot": _ms(start)}
@@ -249,7 +285,8 @@ def main() -> None:
             f"| {size:>7,} | {m['model']:>8.3f} | {m['transaction']:>14.3f} | {m['fresh']:>8.3f} | "
             f"{m['encode']:>9.3f} | {m['apply']:>8.3f} | {total:>8.3f} | {total / first:>5.2f} |"
         )
-    churn(10_000, args.changes)
+    churn_transaction(10_000, args.changes)
+    churn_daemon(10_000, args.changes)
     recompile_table(tuple(size for size in SIZES if size <= args.recompile_max))
 
 
