@@ -128,7 +128,12 @@ class _Address(DataType):
     def from_int(self, number: int) -> Value:
         if not 0 <= number < 1 << (8 * self.length):
             raise InvalidValue(f"{number} is not an {self.name}")
-        return _MAKE[self._class](number)
+        return self.make(number)
+
+    @property
+    def make(self) -> Callable[[int], Value]:
+        """The address of a number known to be in range (no check)."""
+        return _MAKE[self._class]
 
     def with_int(self, value: object) -> tuple[Value, int]:
         if type(value) is self._class:

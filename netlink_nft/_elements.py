@@ -49,7 +49,8 @@ class SetElement(msgspec.Struct, frozen=True, gc=False):
             raise InvalidValue(f"{cidr!r}: bad prefix length")
         host = (1 << (bits - prefixlen)) - 1
         first, last = number & ~host, number | host
-        return cls(kind.from_int(first), None if first == last else kind.from_int(last))
+        make = kind.make  # both numbers are addresses of the kind: no range check
+        return cls(make(first), None if first == last else make(last))
 
     @classmethod
     def interval(cls, first: Key, last: Key) -> SetElement:

@@ -51,7 +51,7 @@ from netlink_nft._expr import (
     RangeOp,
 )
 from netlink_nft._model import Family, Rule, Table
-from netlink_nft._verdict import Verdict
+from netlink_nft._verdict import ACCEPT, CONTINUE, DROP, RETURN, Verdict
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
 
@@ -158,7 +158,7 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
             if part.provides is not None:
                 satisfied.append(part.provides)
         elif isinstance(part, Verdict):
-            exprs.append(_immediate(part))
+            exprs.append(_CONSTANT_IMMEDIATES.get(id(part)) or _immediate(part))
         else:
             exprs.append(part)
     return Rule(table, chain, tuple(exprs), comment)
@@ -167,6 +167,11 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
 @functools.lru_cache(maxsize=1024)  # the same few verdicts end every rule (not kept on the verdict: a cycle)
 def _immediate(verdict: Verdict) -> Immediate:
     return Immediate(verdict)
+
+
+# The module's verdict constants live as long as the process, so their ids are never reused: found by id, without
+# hashing the verdict (a Python-level dataclass hash) for the cache.
+_CONSTANT_IMMEDIATES = {id(v): _immediate(v) for v in (ACCEPT, DROP, RETURN, CONTINUE)}
 
 
 # --- generic matchers ----------------------------------------------------------------------------------------------
@@ -280,8 +285,18 @@ def in_set(
     if type(set_) is str:
         return _named_lookup(fields, set_, negate, None)
     if not isinstance(set_, AnonymousSet):
-        set_ = anonymous_set(fields, set_)  # type: ignore[arg-type]
+        values = tuple(set_)  # type: ignore[arg-type]
+        if all(type(v) is int or type(v) is str for v in values):  # as `anonymous_set`: one Match per list
+            return _constant_lookup(fields, values, negate)
+        set_ = _anonymous_set(fields, values)
     return _lookup(fields, set_, negate, None)
+
+
+@functools.lru_cache(maxsize=512)
+def _constant_lookup(fields: tuple[Field, ...], values: tuple[int | str, ...], negate: bool) -> Match:
+    """The match of a list of protocols, ports or ICMP types: the same few lists recur in every pod's rules (the
+    rules that share it bind its set to an id each, `_plans`)."""
+    return _lookup(fields, _constant_set(fields, values), negate, None)
 
 
 def vmap(fields: Field | tuple[Field, ...], map_: str | AnonymousSet) -> Match:
