@@ -12,6 +12,7 @@ from netlink_nft import (
     INET_SERVICE,
     IPV4_ADDR,
     TCP_DPORT,
+    Batch,
     Chain,
     CtState,
     Family,
@@ -23,13 +24,14 @@ from netlink_nft import (
     Set,
     SetElement,
     Table,
+    _tlv,
     ct_state,
     in_set,
     jump,
     rule,
     vmap,
 )
-from netlink_nft._const import NFT_REG_VERDICT
+from netlink_nft._const import NFT_MSG_NEWSET, NFT_REG_VERDICT, NFTA_SET_ID
 
 T = Table(Family.INET, "t")
 
@@ -79,6 +81,17 @@ def test_constant_anonymous_sets_are_shared_but_bad_values_are_still_refused() -
         in_set(TCP_DPORT, [70_000])
     with pytest.raises(InvalidValue):
         in_set(TCP_DPORT, [70_000])  # a failure is not cached either
+
+
+def test_a_shared_constant_match_still_gives_each_rule_a_set_of_its_own() -> None:
+    match = in_set(ICMPV6_TYPE_FIELD, (133, 134))
+    assert match is in_set(ICMPV6_TYPE_FIELD, [133, 134]) and match != in_set(
+        ICMPV6_TYPE_FIELD, (133, 134), negate=True
+    )
+    batch = Batch()
+    batch.add_rules([rule(T, "a", match, ACCEPT), rule(T, "b", match, ACCEPT), rule(T, "a", match, ACCEPT)])
+    ids = [_tlv.get_be32(_tlv.parse_attrs(m.body)[NFTA_SET_ID]) for m in batch.messages if m.kind == NFT_MSG_NEWSET]
+    assert len(ids) == len(set(ids)) == 3
 
 
 def test_cached_helpers_return_equal_values() -> None:
