@@ -162,6 +162,7 @@ class Snapshot:
         if previous is not None and previous.nad_types == self.nad_types:  # a pod's parse depends on NAD types
             self._info = {k: v for k, v in previous._info.items() if self.pods.get(k) is v[0]}
         self._peer_addresses: dict[PeerKey, PeerAddresses] = {}
+        self._selected: dict[tuple[str, SelectorPeer], dict[str, PodInfo]] = {}
         self._named: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] | None = None
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
 
@@ -204,6 +205,7 @@ class Snapshot:
             new._peer_addresses[policy_namespace, peers, network] = found.patched(gone, came, network)
         named_changed = any(i is not None and i.is_subject and i.container_ports for i in (*before, *after))
         new._named = None if named_changed else self._named
+        new._selected = {}
         new.memo = {}
         return new
 
@@ -229,15 +231,34 @@ class Snapshot:
         key = (policy_namespace, peers, network)
         found = self._peer_addresses.get(key)
         if found is None:
-            labels = self.namespace_labels
-            namespaces = {policy_namespace} if any(p.namespaces is None for p in peers) else set()
-            for peer in peers:
-                if peer.namespaces is not None:
-                    namespaces.update(ns for ns, lab in labels.items() if peer.namespaces.matches(lab))
-            infos = (self.info(pod) for ns in namespaces for pod in self._pods_by_ns.get(ns, {}).values())
-            selected = (i for i in infos if selects(peers, policy_namespace, labels, i))
+            if len(peers) == 1:
+                selected: Iterable[PodInfo] = self._peer_pods(policy_namespace, peers[0]).values()
+            else:  # a pod several peers select counts once
+                union: dict[str, PodInfo] = {}
+                for peer in peers:
+                    union.update(self._peer_pods(policy_namespace, peer))
+                selected = union.values()
             found = self._peer_addresses[key] = PeerAddresses.of(selected, network)
         return found.elements
+
+    def _peer_pods(self, policy_namespace: str, peer: SelectorPeer) -> dict[str, PodInfo]:
+        """The pods one selector peer selects, by key (``peer_addresses.selects``); memoised for this snapshot
+        only (a patched snapshot patches the addresses, not this)."""
+        key = (policy_namespace, peer)
+        found = self._selected.get(key)
+        if found is None:
+            labels = self.namespace_labels
+            if peer.namespaces is None:
+                namespaces = [policy_namespace]
+            else:
+                namespaces = [ns for ns, lab in labels.items() if peer.namespaces.matches(lab)]
+            found = self._selected[key] = {}
+            for ns in namespaces:
+                for pod_key_, pod in self._pods_by_ns.get(ns, {}).items():
+                    info = self.info(pod)
+                    if info.is_peer and (peer.pods is None or peer.pods.matches(info.labels)):
+                        found[pod_key_] = info
+        return found
 
     def named_ports(
         self, network: str, protocol: str, name: str
