@@ -252,12 +252,11 @@ class Batch:
         used = self._set_ids
         count = 0
         for rule in rules:
-            plan = _plans.rule_plan(rule)
-            part = plan.segment
+            part = _plans.rule_segment(rule)
             if part.set_ids:
                 if not (used.isdisjoint(part.set_ids) and ids.isdisjoint(part.set_ids)):
                     # an anonymous set binds to one rule: this use gets sets of its own
-                    part = _plans.bind(rule, plan.head, plan.exprs, plan.tail, used | ids)
+                    part = _plans.rebound(rule, used | ids)
                 ids.update(part.set_ids)
             parts.append(part)
             added.append(rule)

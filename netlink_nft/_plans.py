@@ -246,16 +246,6 @@ class AnonymousLookup(_Plan, frozen=True, gc=False):
     tail: bytes
 
 
-class RulePlan(_Plan, frozen=True, gc=False):
-    """A rule's segment, bound once, and for a rule with anonymous sets what binding it again takes: its
-    expressions (anonymous lookups still to be bound to ids; empty for a rule without)."""
-
-    head: bytes
-    exprs: tuple[bytes | AnonymousLookup, ...]
-    tail: bytes
-    segment: Segment
-
-
 def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
     plans: dict[str, AnonymousSetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
     plan = plans.get(table)
@@ -268,17 +258,22 @@ def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
 
 
 def _anonymous_lookup(table: str, expr: Lookup) -> AnonymousLookup:
-    assert isinstance(expr.set, AnonymousSet)
-    head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
-    return AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
+    """Kept on the lookup, per table: a list of ports or types is one shared match (`in_set`)."""
+    kept: dict[str, AnonymousLookup] = expr.__dict__.setdefault(_ATTR, {})
+    found = kept.get(table)
+    if found is None:
+        assert isinstance(expr.set, AnonymousSet)
+        head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
+        found = kept[table] = AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
+    return found
 
 
 def bind(
     rule: Rule,
     head: bytes,
-    exprs: tuple[bytes | AnonymousLookup, ...],
+    exprs: list[bytes | AnonymousLookup],
     tail: bytes,
-    avoid: AbstractSet[int] = frozenset(),
+    avoid: AbstractSet[int],
 ) -> Segment:
     """The segment of a rule with anonymous sets, each created under a new id (none in `avoid`) just before it."""
     messages: list[tuple[int, int, bytes, str]] = []
@@ -310,33 +305,38 @@ _EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
 _ATTR_HEADER = struct.Struct("=HH")
 
 
-def rule_plan(rule: Rule) -> RulePlan:
+def rule_segment(rule: Rule) -> Segment:
+    """The rule's segment (its anonymous sets, if any, created under ids of their own just before it), kept on
+    the rule."""
+    found: Segment | None = rule.__dict__.get(_ATTR)
+    if found is None:
+        found = rule.__dict__[_ATTR] = rebound(rule)
+    return found
+
+
+def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
+    """A new segment of the rule, its anonymous sets under new ids none of which is in `avoid` (not kept: for a
+    batch that holds the rule's own segment already)."""
     d = rule.__dict__
-    plan: RulePlan | None = d.get(_ATTR)
-    if plan is None:
-        table = d["table"]
-        parts: list[bytes | AnonymousLookup] = []
-        anonymous = False
-        for expr in d["exprs"]:
-            encoded = getattr(expr, "_encoded", None)  # what `encode_expr` keeps: the matchers share expressions
-            if encoded is None:
-                if type(expr) is Lookup and type(expr.set) is not str:
-                    encoded, anonymous = _anonymous_lookup(table.name, expr), True
-                else:
-                    encoded = encode_expr(expr)  # a named set's lookup by name only, like every other expression
-            parts.append(encoded)
-        if d["handle"] is None:
-            head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
-        else:
-            head = _objects.rule_head(rule)
-        tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
-        if anonymous:
-            exprs = tuple(parts)
-            made = bind(rule, head, exprs, tail)
-        else:  # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
-            payload = b"".join(parts)  # type: ignore[arg-type]
-            body = b"".join((head, _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS), payload, tail))
-            made = Segment(frame(NFT_MSG_NEWRULE, _APPEND, table.family, body), _FIRST, _NO_DETAIL)
-            exprs = ()  # only a rule with anonymous sets is ever bound again
-        plan = d[_ATTR] = RulePlan(head, exprs, tail, made)
-    return plan
+    table = d["table"]
+    parts: list[bytes | AnonymousLookup] = []
+    anonymous = False
+    for expr in d["exprs"]:
+        encoded = getattr(expr, "_encoded", None)  # what `encode_expr` keeps: the matchers share expressions
+        if encoded is None:
+            if type(expr) is Lookup and type(expr.set) is not str:
+                encoded, anonymous = _anonymous_lookup(table.name, expr), True
+            else:
+                encoded = encode_expr(expr)  # a named set's lookup by name only, like every other expression
+        parts.append(encoded)
+    if d["handle"] is None:
+        head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
+    else:
+        head = _objects.rule_head(rule)
+    tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
+    if anonymous:
+        return bind(rule, head, parts, tail, avoid)
+    # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
+    payload = b"".join(parts)  # type: ignore[arg-type]
+    body = b"".join((head, _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS), payload, tail))
+    return Segment(frame(NFT_MSG_NEWRULE, _APPEND, table.family, body), _FIRST, _NO_DETAIL)
