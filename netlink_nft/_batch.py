@@ -110,6 +110,19 @@ class EncodedBatch:
     count: int  # the number of messages between BATCH_BEGIN and BATCH_END
     acked_each: bool = False  # every message carries NLM_F_ACK (commit confirmation on kernels before 6.10)
 
+    def __init__(
+        self,
+        data: bytes,
+        first_seq: int,
+        parts: tuple[Segment, ...],
+        subjects: tuple[Subject, ...],
+        count: int,
+        acked_each: bool = False,
+    ) -> None:  # the generated one assigns each field through object.__setattr__: one of these per transaction
+        d = self.__dict__
+        d["data"], d["first_seq"], d["parts"], d["subjects"] = data, first_seq, parts, subjects
+        d["count"], d["acked_each"] = count, acked_each
+
     @functools.cached_property
     def messages(self) -> tuple[Message, ...]:
         return _messages(self.parts, self.subjects)

@@ -54,17 +54,16 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None, *, into: 
     batch.add_table(table)
     old_chains = {c.name: c for c in current.chains} if current else {}
     old_sets = {s.name: s for s in current.sets} if current else {}
-    wanted_chains = {c.name for c in desired.chains}
-    wanted_sets = {s.name for s in desired.sets}
 
-    recreated_chains = [
-        c for c in desired.chains if c.name in old_chains and not _same_chain_definition(c, old_chains[c.name])
-    ]
-    # 1. no rule may reference what is about to change: flush every existing chain we manage
-    for chain in current.chains if current else ():
-        batch.flush_chain(chain)
-    for chain in recreated_chains:
-        batch.delete_chain(old_chains[chain.name])
+    if current is not None and old_chains:
+        recreated_chains = [
+            c for c in desired.chains if c.name in old_chains and not _same_chain_definition(c, old_chains[c.name])
+        ]
+        # 1. no rule may reference what is about to change: flush every existing chain we manage
+        for chain in current.chains:
+            batch.flush_chain(chain)
+        for chain in recreated_chains:
+            batch.delete_chain(old_chains[chain.name])
     # 2. chains: create or update (idempotent); a chain not known to exist is flushed after creation
     for chain in desired.chains:
         batch.add_chain(chain)
@@ -87,10 +86,14 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None, *, into: 
     batch.add_rules(desired.rules)
     # 5. what is no longer wanted (no rule references it any more): sets and maps first, since a verdict map's
     #    elements reference chains, and a chain still referenced cannot be deleted (EBUSY)
-    for name, set_ in old_sets.items():
-        if name not in wanted_sets:
-            batch.delete_set(set_)
-    for name, chain in old_chains.items():
-        if name not in wanted_chains:
-            batch.delete_chain(chain)
+    if old_sets:
+        wanted_sets = {s.name for s in desired.sets}
+        for name, set_ in old_sets.items():
+            if name not in wanted_sets:
+                batch.delete_set(set_)
+    if old_chains:
+        wanted_chains = {c.name for c in desired.chains}
+        for name, chain in old_chains.items():
+            if name not in wanted_chains:
+                batch.delete_chain(chain)
     return batch

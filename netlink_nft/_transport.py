@@ -125,8 +125,7 @@ class NftSocket:
         self._seq = 1
         self.max_batch_bytes = max_batch_bytes
         self.end_ack = _learnt.end_ack if end_ack is None else end_ack
-        try:
-            sock.bind((0, 0))
+        try:  # not bound: the first send binds it to a port id the kernel picks, as bind((0, 0)) would
             sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
             sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             self._sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
