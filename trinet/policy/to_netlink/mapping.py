@@ -17,7 +17,7 @@ import ipaddress
 import operator
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, Literal, TypeVar, assert_never
 
 import netlink_nft as nl
@@ -227,7 +227,7 @@ def _key(s: pm.Set) -> tuple[nl.DataType, ...]:
     return found
 
 
-def elements(s: pm.Set, items: tuple[tuple[Interval, ...], ...]) -> tuple[nl.SetElement, ...]:
+def elements(s: pm.Set, items: Sequence[tuple[Interval, ...]]) -> tuple[nl.SetElement, ...]:
     """Netlink elements of ``items`` (elements of ``s``) with the key types' canonical values, in the same order:
     netlink_nft's canonical form when ``items`` are canonical (``_is_canonical``). A set maps hundreds of them, so
     the usual shapes (one field; an address and a port) have loops of their own."""
