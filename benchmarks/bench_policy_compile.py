@@ -24,6 +24,10 @@ on one core:
 pods/s counts compiled pods, rules/s the nft rules they contain (dispatch, conntrack, NDP, policy rules, drop).
 Each column is the best of ``--repeat`` runs (each from a fresh snapshot, after a full garbage collection) in
 process CPU time, so that a loaded machine and the collector's timing disturb the ratios less.
+
+``--split`` adds, per size, where the time of ``+encode`` goes: the same pass with each step of each pod timed
+(process CPU time, best of ``--repeat`` by total; the clock reads add ~3 us per pod): compile, to_netlink,
+replace_contents, encode, and the cyclic collector's pauses within them (``gc.callbacks``), by generation.
 """
 
 from __future__ import annotations
@@ -87,16 +91,55 @@ def _timed(new_snapshot: Callable[[], Snapshot], pods: list[Pod], then: str = ""
     return time.process_time() - start, _rules(out)
 
 
+def _split(new_snapshot: Callable[[], Snapshot], pods: list[Pod]) -> dict[str, float]:
+    """Seconds of each step of the ``+encode`` pass, and of the collector's pauses (``gc N``) within them."""
+    steps = dict.fromkeys(("compile", "to_netlink", "replace_contents", "encode", "gc 0", "gc 1", "gc 2"), 0.0)
+    started = [0.0]
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            steps[f"gc {info['generation']}"] += time.process_time() - started[0]
+
+    snapshot = new_snapshot()
+    gc.collect()
+    clock = time.process_time
+    out = []
+    gc.callbacks.append(collector)
+    try:
+        for pod in pods:
+            t0 = clock()
+            ruleset = compile(snapshot, pod)
+            t1 = clock()
+            steps["compile"] += t1 - t0
+            if ruleset.enforces:
+                mapped = to_netlink(ruleset)
+                t2 = clock()
+                batch = replace_contents(mapped)
+                t3 = clock()
+                batch.encode()
+                steps["to_netlink"] += t2 - t1
+                steps["replace_contents"] += t3 - t2
+                steps["encode"] += clock() - t3
+            out.append(ruleset)
+    finally:
+        gc.callbacks.remove(collector)
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="only the two smaller sizes")
     parser.add_argument("--repeat", type=int, default=3, help="runs per column, the best one counts (default 3)")
+    parser.add_argument("--split", action="store_true", help="also where the time of +encode goes, per size")
     args = parser.parse_args()
     print(f"{'pods':>6} {'ns':>4} {'pol':>5} {'peers':>5} {'nets':>4} | {'snapshot s':>10} | "
           f"{'node pods':>9} {'node ms':>8} | {'compile pods/s':>14} {'rules/s':>9} | {'+map pods/s':>11} | "
           f"{'+encode pods/s':>14} {'rules/s':>9} {'enc/comp':>8} | {'+enc inst pods/s':>16} {'inst/comp':>9} | "
           f"{'+render pods/s':>14} | "
           f"{'rules/pod':>9}")  # fmt: skip
+    splits: list[tuple[int, dict[str, float]]] = []
     for pods, namespaces, policies, peers, networks, nodes in SIZES[:2] if args.quick else SIZES:
         cluster = synthetic_cluster(pods, namespaces, policies, peers, networks, nodes)
         start = time.perf_counter()
@@ -117,6 +160,16 @@ def main() -> None:
             f"{timings[''] / timings['installed']:>9.2f} | "
             f"{pods / timings['render']:>14,.0f} | {rules / pods:>9.1f}"
         )
+        if args.split:
+            splits.append((pods, min((_split(new, cluster.pods) for _ in range(args.repeat)), key=_total)))
+    for pods, steps in splits:
+        parts = ", ".join(f"{name} {seconds * 1000:.1f}" for name, seconds in steps.items())
+        print(f"{pods:>6} pods, +encode split (ms, best of {args.repeat} by total {_total(steps) * 1000:.1f}): {parts}")
+
+
+def _total(steps: dict[str, float]) -> float:
+    """The time of the pass (the collector's pauses are inside the steps)."""
+    return sum(seconds for name, seconds in steps.items() if not name.startswith("gc "))
 
 
 if __name__ == "__main__":
