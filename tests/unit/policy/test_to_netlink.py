@@ -166,17 +166,30 @@ def test_elements_equal_the_field_by_field_conversion(world: World) -> None:
 
 
 def test_elements_of_every_key_shape() -> None:
+    """Each shape keeps the order and the values, ranges and single values alike."""
     v4, v6 = int(ipaddress.IPv4Address("10.0.0.1")), int(ipaddress.IPv6Address("fd00::1"))
+    a4, a6 = ipaddress.IPv4Address, ipaddress.IPv6Address
     ports = pm.Set("p", ("inet_service",), True, (((80, 80),), ((8000, 8100),)))
     assert mapping.elements(ports, ports.elements) == (nl.SetElement(80), nl.SetElement(8000, 8100))
-    pairs = pm.Set("a", ("ipv6_addr", "inet_service"), False, (((v6, v6), (53, 53)),))
-    assert mapping.elements(pairs, pairs.elements) == (nl.SetElement((ipaddress.IPv6Address(v6), 53)),)
-    triple = pm.Set("t", ("ipv4_addr", "inet_service", "ipv4_addr"), False, (((v4, v4), (1, 1), (v4 + 1, v4 + 1)),))
-    (element,) = mapping.elements(triple, triple.elements)
-    assert element.key == (ipaddress.IPv4Address(v4), 1, ipaddress.IPv4Address(v4 + 1))
-    ranges = pm.Set("r", ("ipv4_addr",), True, (((v4, v4 + 9),),))
+    pairs = pm.Set("a", ("ipv6_addr", "inet_service"), False, (((v6, v6), (53, 53)), ((v6 + 1, v6 + 1), (5, 5))))
+    assert mapping.elements(pairs, pairs.elements) == (
+        nl.SetElement((a6(v6), 53)),
+        nl.SetElement((a6(v6 + 1), 5)),
+    )
+    triple = pm.Set(
+        "t",
+        ("ipv4_addr", "inet_service", "ipv4_addr"),
+        False,
+        (((v4, v4), (1, 1), (v4 + 1, v4 + 1)), ((v4 + 2, v4 + 2), (2, 2), (v4, v4))),
+    )
+    assert mapping.elements(triple, triple.elements) == (
+        nl.SetElement((a4(v4), 1, a4(v4 + 1))),
+        nl.SetElement((a4(v4 + 2), 2, a4(v4))),
+    )
+    ranges = pm.Set("r", ("ipv4_addr",), True, (((v4, v4 + 9),), ((v4 + 20, v4 + 20),)))
     assert mapping.elements(ranges, ranges.elements) == (
-        nl.SetElement(ipaddress.IPv4Address(v4), ipaddress.IPv4Address(v4 + 9)),
+        nl.SetElement(a4(v4), a4(v4 + 9)),
+        nl.SetElement(a4(v4 + 20)),
     )
 
 
