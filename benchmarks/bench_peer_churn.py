@@ -2,15 +2,15 @@
 10 / 1,000 / 10,000 / 100,000 addresses, as ``to_netlink.transaction(installed, desired)`` builds it, encoded and
 applied in a netns (a kept socket, as the daemon keeps one per pod). Goal: the same cost whatever the set size.
 
-Columns (medians): ``model`` builds the desired ruleset with the one new address (a sorted tuple insert: O(n) in C,
-like the element diff inside ``transaction``; neither can be avoided while a ruleset is a whole immutable value);
-``transaction`` is ``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of
-``desired`` is a new object (as after a recompile: the unchanged runs are then compared by value, in C); ``encode``
-the batch to bytes; ``apply`` the kernel transaction (encode + sendmsg + acknowledgements). ``x10`` is
-``transaction + apply`` against the 10-address row of the same run. ``fresh`` is timed in a pass of its own: its
-value comparisons sweep megabytes, and timed in between they made the next ``encode`` and ``apply`` look as if they
-grew with the set (cold caches and fresh pages, not the garbage collector and not the kernel: both stay flat
-without it).
+Columns (medians): ``model`` builds the desired ruleset with the one new address (``Elements.spliced``, as a
+patched snapshot does: the chunk it lands in is rebuilt, the other chunks shared); ``transaction`` is
+``transaction(installed, desired)`` (delta + batch); ``fresh`` the same when every element of ``desired`` is a new
+object, chunked afresh (as after a recompile from a rebuilt snapshot: nothing is shared, so the elements are
+compared by value, in C: O(n)); ``encode`` the batch to bytes; ``apply`` the kernel transaction (encode + sendmsg
++ acknowledgements). ``x10`` is ``transaction + apply`` against the 10-address row of the same run. ``fresh`` is
+timed in a pass of its own: its value comparisons sweep megabytes, and timed in between they made the next
+``encode`` and ``apply`` look as if they grew with the set (cold caches and fresh pages, not the garbage collector
+and not the kernel: both stay flat without it).
 
 Then the process's RSS while the 10,000-address pod goes through 100,000 such changes, each adding an address never
 seen before (and removing the previous one, so the kernel's set keeps its size): flat RSS means no memo grows with
@@ -32,7 +32,6 @@ Run as root from the repository root:  .venv/bin/python -m benchmarks.bench_peer
 from __future__ import annotations
 
 import argparse
-import bisect
 import gc
 import ipaddress
 import statistics
@@ -47,6 +46,7 @@ from tests.unit.policy.builders import World, nad, namespace, pod, policy
 from trinet.objects import MultiNetworkPolicy, Namespace, Pod
 from trinet.objects import NetworkAttachmentDefinition as NAD
 from trinet.policy import PodRuleset, Snapshot, compile
+from trinet.policy.elements import Elements
 from trinet.policy.to_netlink import Installed, mapping, transaction
 
 SIZES = (10, 1_000, 10_000, 100_000)
@@ -65,7 +65,7 @@ def peer_ruleset(size: int) -> PodRuleset:
     )  # fmt: skip
     ruleset = world.ruleset("ns/s")
     (peers,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr",) and not s.interval]
-    return _with_elements(ruleset, peers.name, tuple(((a, a),) for a in range(BASE, BASE + 2 * size, 2)))
+    return _with_elements(ruleset, peers.name, Elements.of(((a, a),) for a in range(BASE, BASE + 2 * size, 2)))
 
 
 def arrival(size: int, i: int) -> int:
@@ -74,24 +74,30 @@ def arrival(size: int, i: int) -> int:
     return BASE + (size | 1) + 2 * i
 
 
-def _with_elements(ruleset: PodRuleset, name: str, elements: tuple[tuple[tuple[int, int]], ...]) -> PodRuleset:
+def _with_elements(ruleset: PodRuleset, name: str, elements: Elements[tuple[tuple[int, int], ...]]) -> PodRuleset:
     sets = tuple(msgspec.structs.replace(s, elements=elements) if s.name == name else s for s in ruleset.table.sets)
     return PodRuleset(msgspec.structs.replace(ruleset.table, sets=sets))
 
 
-def _peer_set(ruleset: PodRuleset) -> tuple[str, tuple[tuple[tuple[int, int]], ...]]:
+def _peer_set(ruleset: PodRuleset) -> tuple[str, Elements[tuple[tuple[int, int], ...]]]:
     (peers,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr",) and not s.interval]
-    return peers.name, peers.elements  # type: ignore[return-value]
+    assert isinstance(peers.elements, Elements)
+    return peers.name, peers.elements
 
 
 def added(ruleset: PodRuleset, address: int, removed: int | None = None) -> PodRuleset:
-    """``ruleset`` with ``address`` added to (and ``removed`` taken out of) its peer set."""
+    """``ruleset`` with ``address`` added to (and ``removed`` taken out of) its peer set, as a patched snapshot
+    makes it (``Elements.spliced``: the unchanged chunks shared)."""
     name, elements = _peer_set(ruleset)
-    if removed is not None:
-        i = bisect.bisect_left(elements, ((removed, removed),))
-        elements = elements[:i] + elements[i + 1 :]
-    i = bisect.bisect_left(elements, ((address, address),))
-    return _with_elements(ruleset, name, (*elements[:i], ((address, address),), *elements[i:]))
+    gone = [((removed, removed),)] if removed is not None else []
+    return _with_elements(ruleset, name, elements.spliced(gone, [((address, address),)]))
+
+
+def recompiled(ruleset: PodRuleset) -> PodRuleset:
+    """The same ruleset with its peer set made again from scratch, every element a new object: what a full
+    recompile from a rebuilt snapshot gives (nothing shared with what is installed)."""
+    name, elements = _peer_set(ruleset)
+    return _with_elements(ruleset, name, Elements.of(((int(str(lo)), int(str(hi))),) for ((lo, hi),) in elements))
 
 
 def _ms(start: float) -> float:
@@ -123,7 +129,7 @@ def measure(size: int) -> dict[str, float]:
             assert back is not None and installed == Installed(base, 1)
             sock.apply(back)
     for i in range(REPS):
-        fresh = msgspec.json.decode(msgspec.json.encode(added(installed.ruleset, arrival(size, i))), type=PodRuleset)
+        fresh = recompiled(added(installed.ruleset, arrival(size, i)))
         start = time.perf_counter()
         transaction(installed, fresh)
         samples["fresh"].append(_ms(start))

@@ -31,6 +31,7 @@ from typing import Literal, NamedTuple, cast
 import msgspec
 
 from trinet.objects import Pod
+from trinet.policy.elements import Elements
 from trinet.policy.ipblock import Interval, merge
 from trinet.policy.model import PROTOCOL_NUMBERS, Direction, EffectivePolicy, IPBlockPeer, SelectorPeer
 from trinet.policy.model import Rule as PolicyRule
@@ -112,6 +113,9 @@ def chain_interface(name: str) -> tuple[str, Direction] | None:
     return None
 
 
+_NO_PODS: tuple[Elements[Element], Elements[Element]] = (Elements.of(()), Elements.of(()))
+
+
 class _ChainBuilder:
     """Collects the named sets of one chain, numbering them ``<chain>-<n>`` in order of creation."""
 
@@ -120,7 +124,12 @@ class _ChainBuilder:
         self.sets = sets
         self.count = 0
 
-    def add_set(self, key: tuple[KeyType, ...], interval: bool, elements: tuple[tuple[Interval, ...], ...]) -> str:
+    def add_set(
+        self,
+        key: tuple[KeyType, ...],
+        interval: bool,
+        elements: tuple[tuple[Interval, ...], ...] | Elements[tuple[Interval, ...]],
+    ) -> str:
         name = f"{self.chain}-{self.count}"
         self.count += 1
         self.sets.append(Set(name, key, interval, elements))
@@ -132,7 +141,7 @@ class _PeerAddresses(NamedTuple):
     hash-set elements (``Snapshot.peer_addresses``: the same tuple, patched, from one snapshot to the next)."""
 
     blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]]
-    pods: tuple[tuple[Element, ...], tuple[Element, ...]]
+    pods: tuple[Elements[Element], Elements[Element]]
     has_selector: bool
 
     def union(self, family: int) -> tuple[Interval, ...]:
@@ -154,7 +163,7 @@ def _peer_addresses(
                 blocks[1].extend(peer.v6)
             else:
                 selectors.append(peer)
-        pods = snapshot.peer_addresses(policy.namespace, tuple(selectors), network) if selectors else ((), ())
+        pods = snapshot.peer_addresses(policy.namespace, tuple(selectors), network) if selectors else _NO_PODS
         found = snapshot.memo[key] = _PeerAddresses((merge(blocks[0]), merge(blocks[1])), pods, bool(selectors))
     return cast(_PeerAddresses, found)
 

@@ -1,9 +1,9 @@
 """The addresses a rule's selector peers select on one network, as the elements of the rule's peer sets.
 
 ``PeerAddresses.of`` builds them from the selected pods once; ``patched`` brings them up to date for a few pods
-that changed, without reading the others: unchanged elements stay the *same objects*, so the transaction's diff
-of the installed and the new set compares them by identity (``delta.sorted_diff``), and the cost of a peer change
-is a binary search per address plus one C-level copy of the element tuple.
+that changed, without reading the others. The elements are chunked (``Elements``): a patch rebuilds only the
+chunks it changes and shares the others with the version before, so the transaction's diff of the installed and
+the new set reads only those chunks, and a peer change costs the same whatever the number of peers.
 
 An address may be held by several selected pods (a stale status, two attachments on one network): it stays in
 the set until the last of them goes, so the few such addresses are counted (``shared``).
@@ -11,12 +11,11 @@ the set until the last of them goes, so the few such addresses are counted (``sh
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from itertools import chain
 from typing import TYPE_CHECKING
 
+from trinet.policy.elements import Elements
 from trinet.policy.model import SelectorPeer
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Element", "PeerAddresses", "PeerKey", "selects"]
 
-Element = tuple[tuple[int, int]]  # one address as a hash-set element: ((a, a),)
+Element = tuple[tuple[int, int], ...]  # a set element; here one address: ((a, a),)
 PeerKey = tuple[str, tuple[SelectorPeer, ...], str]  # (the policy's namespace, a rule's selector peers, network)
 
 
@@ -49,10 +48,15 @@ def selects(
     return False
 
 
-def _distinct(infos: Iterable[PodInfo], network: str, family: int) -> Iterable[int]:
-    """Each pod's addresses on ``network`` in ``family`` (0: v4, 1: v6), once per pod."""
+def _distinct(infos: Iterable[PodInfo], network: str) -> tuple[list[int], list[int]]:
+    """Each pod's addresses on ``network``, v4 and v6, once per pod."""
+    v4: list[int] = []
+    v6: list[int] = []
     for info in infos:
-        yield from set(info.addresses(network)[family])
+        mine4, mine6 = info.addresses(network)
+        v4.extend(mine4 if len(mine4) < 2 else set(mine4))
+        v6.extend(mine6 if len(mine6) < 2 else set(mine6))
+    return v4, v6
 
 
 class PeerAddresses:
@@ -61,20 +65,19 @@ class PeerAddresses:
     __slots__ = ("elements", "shared")
 
     def __init__(
-        self, elements: tuple[tuple[Element, ...], tuple[Element, ...]], shared: tuple[dict[int, int], dict[int, int]]
+        self, elements: tuple[Elements[Element], Elements[Element]], shared: tuple[dict[int, int], dict[int, int]]
     ) -> None:
         self.elements = elements
         self.shared = shared
 
     @classmethod
     def of(cls, selected: Iterable[PodInfo], network: str) -> PeerAddresses:
-        infos = tuple(selected)
-        elements: list[tuple[Element, ...]] = []
+        elements: list[Elements[Element]] = []
         shared: list[dict[int, int]] = []
-        for family in (0, 1):
-            counts = Counter(_distinct(infos, network, family))
-            elements.append(tuple(((a, a),) for a in sorted(counts)))
-            shared.append({a: n for a, n in counts.items() if n > 1})
+        for addresses in _distinct(selected, network):
+            counts = Counter(addresses)
+            elements.append(Elements.of([((a, a),) for a in sorted(counts)]))
+            shared.append({a: n for a, n in counts.items() if n > 1} if len(counts) < len(addresses) else {})
         return cls((elements[0], elements[1]), (shared[0], shared[1]))
 
     def patched(self, gone: Iterable[PodInfo], came: Iterable[PodInfo], network: str) -> PeerAddresses:
@@ -83,18 +86,19 @@ class PeerAddresses:
         gone, came = tuple(gone), tuple(came)
         if not gone and not came:
             return self
-        elements: list[tuple[Element, ...]] = []
+        gone_addresses, came_addresses = _distinct(gone, network), _distinct(came, network)
+        elements: list[Elements[Element]] = []
         shared: list[dict[int, int]] = []
         for family in (0, 1):
             before, held = self.elements[family], self.shared[family]
-            change: Counter[int] = Counter(_distinct(came, network, family))
-            change.subtract(_distinct(gone, network, family))
+            change: Counter[int] = Counter(came_addresses[family])
+            change.subtract(gone_addresses[family])
             removed, added = [], []
             new_held = held
             for address, delta in change.items():
                 if not delta:
                     continue
-                count = held.get(address) or _present(before, address)
+                count = held.get(address) or int(((address, address),) in before)
                 after = count + delta
                 if after < 0:
                     raise ValueError(f"address {address} of a leaving pod was not counted")
@@ -109,31 +113,10 @@ class PeerAddresses:
                         new_held[address] = after
                     else:
                         new_held.pop(address, None)
-            elements.append(_spliced(before, removed, added) if removed or added else before)
+            elements.append(before.spliced(_as_elements(removed), _as_elements(added)))
             shared.append(new_held)
         return PeerAddresses((elements[0], elements[1]), (shared[0], shared[1]))
 
 
-def _present(elements: tuple[Element, ...], address: int) -> int:
-    i = bisect_left(elements, ((address, address),))
-    return int(i < len(elements) and elements[i] == ((address, address),))
-
-
-def _spliced(elements: tuple[Element, ...], removed: list[int], added: list[int]) -> tuple[Element, ...]:
-    """``elements`` without ``removed`` (present) and with ``added`` (absent), in one C-level copy: the slices
-    between the changes keep their element objects."""
-    edits = sorted(
-        [(bisect_left(elements, ((a, a),)), 0, a) for a in added]  # an insertion goes before the element at i
-        + [(bisect_left(elements, ((a, a),)), 1, a) for a in removed]
-    )
-    pieces: list[tuple[Element, ...]] = []
-    start = 0
-    for i, kind, address in edits:
-        pieces.append(elements[start:i])
-        if kind == 0:
-            pieces.append((((address, address),),))
-            start = i
-        else:
-            start = i + 1
-    pieces.append(elements[start:])
-    return tuple(chain.from_iterable(pieces))
+def _as_elements(addresses: list[int]) -> list[Element]:
+    return [((a, a),) for a in addresses]

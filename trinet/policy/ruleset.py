@@ -26,6 +26,7 @@ from typing import Literal
 
 import msgspec
 
+from trinet.policy.elements import Elements
 from trinet.policy.ipblock import Interval
 
 __all__ = [
@@ -168,7 +169,7 @@ class Set(_V, frozen=True):
     name: str
     key: tuple[KeyType, ...]
     interval: bool
-    elements: tuple[tuple[Interval, ...], ...] = ()
+    elements: tuple[tuple[Interval, ...], ...] | Elements[tuple[Interval, ...]] = ()  # chunked: selector peers
 
 
 class VerdictMap(_V, frozen=True):
@@ -206,4 +207,11 @@ class PodRuleset(_V, frozen=True):
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON encoding (IPv6 integers exceed msgpack): equal rulesets, equal hashes."""
-        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+        return hashlib.sha256(msgspec.json.encode(self, enc_hook=_encode_elements)).hexdigest()
+
+
+def _encode_elements(value: object) -> tuple[tuple[Interval, ...], ...]:
+    """Chunked elements encode as the tuple they stand for, so equal rulesets have equal content hashes."""
+    if isinstance(value, Elements):
+        return tuple(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 import msgspec
+from immutables import Map
 
 from trinet.objects import MultiNetworkPolicy, Namespace, NetworkAttachmentDefinition, Pod
 from trinet.policy.annotations import (
@@ -20,11 +21,14 @@ from trinet.policy.annotations import (
     parse_network_status,
     parse_networks,
 )
+from trinet.policy.elements import Elements
 from trinet.policy.model import EffectivePolicy, SelectorPeer
 from trinet.policy.peer_addresses import Element, PeerAddresses, PeerKey, selects
 from trinet.policy.validation import validate_policy
 
 __all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]
+
+_NO_PODS: Map[str, Pod] = Map()
 
 _Pair = tuple[int, int]  # (address, port)
 
@@ -140,13 +144,15 @@ class Snapshot:
         # Problems of malformed NADs, by "ns/name" (their interfaces are not policed, DECISIONS 2).
         self.nad_problems: dict[str, tuple[str, ...]] = {ref: found for ref, (_, found) in parsed.items() if found}
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.metadata.labels for n in namespaces}
-        self.pods: dict[str, Pod] = {}
-        self._pods_by_ns: dict[str, dict[str, Pod]] = defaultdict(dict)
+        by_key: dict[str, Pod] = {}
+        by_ns: dict[str, dict[str, Pod]] = defaultdict(dict)
         for pod in pods:
             key = pod_key(pod)
-            self.pods[key] = pod
-            self._pods_by_ns[pod.metadata.namespace][key] = pod
+            by_key[key] = by_ns[pod.metadata.namespace][key] = pod
             self.namespace_labels.setdefault(pod.metadata.namespace, {})
+        # Plain dicts here (the fastest to build); ``with_pods`` turns them into persistent maps on first use.
+        self.pods: Mapping[str, Pod] = by_key
+        self._pods_by_ns: dict[str, Mapping[str, Pod]] = dict(by_ns)
         old_policies = previous._validated if previous is not None else {}
         self._validated: dict[str, tuple[MultiNetworkPolicy, EffectivePolicy]] = {}
         for policy in policies:
@@ -168,10 +174,10 @@ class Snapshot:
 
     def with_pods(self, changed: Mapping[str, Pod | None]) -> Snapshot:
         """This snapshot with the pods of ``changed`` (by "ns/name") replaced, or deleted where None; namespaces,
-        policies and NADs the same. What it costs grows with the change, not with the cluster (except C-level
-        copies of the pod dictionaries and of the element tuples of the peer sets that change): selector peers'
-        addresses are patched (``PeerAddresses.patched``), everything else ``compile`` derives is rebuilt on
-        first use. A pod in a namespace the snapshot did not know gets the labels ``{}``, as in the constructor.
+        policies and NADs the same. What it costs grows with the change (times the number of memoised peer
+        sets), not with the cluster: the pod maps are persistent, selector peers' addresses are patched
+        (``PeerAddresses.patched``, chunked elements), everything else ``compile`` derives is rebuilt on first
+        use. A pod in a namespace the snapshot did not know gets the labels ``{}``, as in the constructor.
 
         The parsed-pod memo is shared with this snapshot (its entries are checked by identity of the pod object),
         so the two stay correct if both are used; ``self`` is otherwise unchanged."""
@@ -181,22 +187,24 @@ class Snapshot:
         new.nad_types, new.nad_problems = self.nad_types, self.nad_problems
         new._validated, new.policies, new._policies_by_ns = self._validated, self.policies, self._policies_by_ns
         new.namespace_labels = self.namespace_labels
-        new.pods = dict(self.pods)
-        new._pods_by_ns = defaultdict(dict, self._pods_by_ns)
-        new._info = self._info
-        copied: set[str] = set()
-        for key, _, pod in edits:
-            namespace = key.partition("/")[0]
-            if namespace not in copied:
-                new._pods_by_ns[namespace] = dict(self._pods_by_ns.get(namespace, {}))
-                copied.add(namespace)
-            if pod is None:
-                del new.pods[key], new._pods_by_ns[namespace][key]
-                new._info.pop(key, None)
-            else:
-                new.pods[key] = new._pods_by_ns[namespace][key] = pod
-                if namespace not in new.namespace_labels:
-                    new.namespace_labels = {**new.namespace_labels, namespace: {}}
+        self.pods = pods_map = _persistent(self.pods)  # same content: a patch then shares the rest
+        pods = pods_map.mutate()
+        by_ns = dict(self._pods_by_ns)
+        for namespace in {key.partition("/")[0] for key, _, _ in edits}:
+            self._pods_by_ns[namespace] = namespace_map = _persistent(self._pods_by_ns.get(namespace, _NO_PODS))
+            in_namespace = namespace_map.mutate()
+            for key, _, pod in edits:
+                if key.partition("/")[0] != namespace:
+                    continue
+                if pod is None:
+                    del pods[key], in_namespace[key]
+                    self._info.pop(key, None)
+                else:
+                    pods[key] = in_namespace[key] = pod
+            by_ns[namespace] = in_namespace.finish()
+            if namespace not in new.namespace_labels:
+                new.namespace_labels = {**new.namespace_labels, namespace: {}}
+        new.pods, new._pods_by_ns, new._info = pods.finish(), by_ns, self._info
         after = [new.info(pod) if pod is not None else None for _, _, pod in edits]
         new._peer_addresses = {}
         for (policy_namespace, peers, network), found in self._peer_addresses.items():
@@ -225,9 +233,9 @@ class Snapshot:
 
     def peer_addresses(
         self, policy_namespace: str, peers: tuple[SelectorPeer, ...], network: str
-    ) -> tuple[tuple[Element, ...], tuple[Element, ...]]:
+    ) -> tuple[Elements[Element], Elements[Element]]:
         """The addresses on ``network`` of the pods that any of a rule's selector ``peers`` selects (§2.4.20-22),
-        v4 and v6, as sorted hash-set elements ``((a, a),)``; memoised, and patched by ``with_pods``."""
+        v4 and v6, as sorted hash-set elements ``((a, a),)`` in chunks; memoised, and patched by ``with_pods``."""
         key = (policy_namespace, peers, network)
         found = self._peer_addresses.get(key)
         if found is None:
@@ -281,3 +289,8 @@ class Snapshot:
                 v6.sort()
             self._named = index
         return self._named.get((network, protocol, name), ([], []))
+
+
+def _persistent(pods: Mapping[str, Pod]) -> Map[str, Pod]:
+    """``pods`` as a persistent map (made once, ~0.6 us a pod; every later version shares it)."""
+    return pods if isinstance(pods, Map) else Map(pods)

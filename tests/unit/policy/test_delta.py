@@ -13,16 +13,8 @@ from tests.unit.policy.builders import World, pod, property_settings
 from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import PodRuleset
-from trinet.policy.delta import (
-    _MAX_STEP,
-    Delta,
-    ElementDelta,
-    FullSwap,
-    NoChange,
-    SetElementChange,
-    delta,
-    sorted_diff,
-)
+from trinet.policy.delta import Delta, ElementDelta, FullSwap, NoChange, SetElementChange, delta
+from trinet.policy.diff import _MAX_STEP, sorted_diff
 
 
 def test_unchanged_ruleset_is_no_change() -> None:
