@@ -3,6 +3,7 @@
 Public API::
 
     Snapshot(pods, namespaces, policies, nads, previous=None)   indexed cluster state (``trinet.objects``)
+    Snapshot.with_pods({"ns/name": pod or None})        the next snapshot after pod changes, in O(change)
     compile(snapshot, pod, options) -> PodRuleset       the complete desired ruleset of one pod
     PodRuleset.content_hash()                           equal rulesets, equal hashes (logs, skip unchanged pods)
     delta(old, new) -> Delta                            NoChange | ElementDelta | FullSwap

@@ -1,7 +1,8 @@
 """A cluster snapshot with the indexes ``compile()`` needs, so that compiling one pod never scans the cluster.
 
 The snapshot is built from immutable inputs; everything derived from them (parsed pods, validated policies, peer
-address sets) is memoised on first use. Build a new snapshot when the inputs change.
+address sets) is memoised on first use. Build a new snapshot when the inputs change; after pod changes only,
+``with_pods`` makes it from the previous one at a cost that grows with the change, not with the cluster.
 """
 
 from __future__ import annotations
