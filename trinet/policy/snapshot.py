@@ -188,10 +188,11 @@ class Snapshot:
         new.nad_types, new.nad_problems = self.nad_types, self.nad_problems
         new._validated, new.policies, new._policies_by_ns = self._validated, self.policies, self._policies_by_ns
         new.namespace_labels = self.namespace_labels
+        namespaces = {key.partition("/")[0] for key, _, _ in edits}
         self.pods = pods_map = _persistent(self.pods)  # same content: a patch then shares the rest
         pods = pods_map.mutate()
         by_ns = dict(self._pods_by_ns)
-        for namespace in {key.partition("/")[0] for key, _, _ in edits}:
+        for namespace in namespaces:
             self._pods_by_ns[namespace] = namespace_map = _persistent(self._pods_by_ns.get(namespace, _NO_PODS))
             in_namespace = namespace_map.mutate()
             for key, _, pod in edits:
@@ -209,6 +210,9 @@ class Snapshot:
         after = [new.info(pod) if pod is not None else None for _, _, pod in edits]
         new._peer_addresses = {}
         for (policy_namespace, peers, network), found in self._peer_addresses.items():
+            if policy_namespace not in namespaces and all(p.namespaces is None for p in peers):
+                new._peer_addresses[policy_namespace, peers, network] = found  # peers of another namespace only
+                continue
             gone = [i for i in before if i is not None and selects(peers, policy_namespace, self.namespace_labels, i)]
             came = [i for i in after if i is not None and selects(peers, policy_namespace, new.namespace_labels, i)]
             new._peer_addresses[policy_namespace, peers, network] = found.patched(gone, came, network)
