@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 import struct
 import sys
 from collections.abc import Iterable
@@ -49,6 +50,7 @@ from netlink_nft._plans import Segment
 
 Subject = Table | Chain | Set | Rule
 
+_DATA = operator.attrgetter("data")
 _BEGIN_END = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
 _RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)
 
@@ -297,7 +299,7 @@ class Batch:
             NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
         )
         end = _frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, seq + count + 1, b"")
-        data = bytearray(b"".join([begin, *(p.data for p in parts), end]))
+        data = bytearray(b"".join([begin, *map(_DATA, parts), end]))
         words = memoryview(data).cast("I")  # messages are 4-byte aligned: write sequence numbers as native words
         base = len(begin) >> 2
         number = seq + 1

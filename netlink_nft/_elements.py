@@ -125,7 +125,7 @@ def _distinct_values(
         canonical = element if element.key is value and element.data is data else SetElement(value, None, data)
         if by_number.setdefault(number, canonical) != canonical:
             raise InvalidValue(f"conflicting data for {value!r}")
-    return tuple(by_number[number] for number in sorted(by_number))
+    return tuple(map(by_number.__getitem__, sorted(by_number)))
 
 
 def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable[SetElement]) -> tuple[SetElement, ...]:

@@ -254,9 +254,12 @@ def _loads(fields: tuple[Field, ...]) -> tuple[tuple[Expr, ...], tuple[Guard, ..
     return tuple(exprs), tuple(nfproto + [g for g in guards if g.key != MetaKey.NFPROTO])
 
 
+_PLAIN = frozenset((int, str))  # the value types whose cache hits are exactly the same values
+
+
 def anonymous_set(fields: tuple[Field, ...], values: Iterable[SetElement | Value | tuple[Value, ...]]) -> AnonymousSet:
     values = tuple(values)
-    if all(type(v) is int or type(v) is str for v in values):  # exact types: equal keys are the same values
+    if _PLAIN.issuperset(map(type, values)):  # exact types: equal keys are the same values
         return _constant_set(fields, values)
     return _anonymous_set(fields, values)
 
@@ -286,7 +289,7 @@ def in_set(
         return _named_lookup(fields, set_, negate, None)
     if not isinstance(set_, AnonymousSet):
         values = tuple(set_)  # type: ignore[arg-type]
-        if all(type(v) is int or type(v) is str for v in values):  # as `anonymous_set`: one Match per list
+        if _PLAIN.issuperset(map(type, values)):  # as `anonymous_set`: one Match per list
             return _constant_lookup(fields, values, negate)
         set_ = _anonymous_set(fields, values)
     return _lookup(fields, set_, negate, None)

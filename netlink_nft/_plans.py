@@ -103,10 +103,19 @@ def segment(family: int, messages: list[tuple[int, int, bytes, str]], set_ids: t
     if len(messages) == 1:  # the usual case, without the lists
         ((kind, flags, body, detail),) = messages
         return single(kind, flags, family, body, detail, set_ids)
-    frames = [frame(kind, flags, family, body) for kind, flags, body, _ in messages]
-    offsets = tuple(itertools.accumulate(map(len, frames[:-1]), initial=0)) if frames else ()
-    details = tuple(detail for *_, detail in messages)
-    return Segment(b"".join(frames), offsets, details, set_ids, tuple((o + _SEQ_OFFSET) >> 2 for o in offsets))
+    frames: list[bytes] = []
+    offsets: list[int] = []
+    details: list[str] = []
+    seq_words: list[int] = []
+    at = 0
+    for kind, flags, body, detail in messages:  # one loop: a rule with an anonymous set comes here every time
+        message = frame(kind, flags, family, body)
+        frames.append(message)
+        offsets.append(at)
+        details.append(detail)
+        seq_words.append((at + _SEQ_OFFSET) >> 2)
+        at += len(message)
+    return Segment(b"".join(frames), tuple(offsets), tuple(details), set_ids, tuple(seq_words))
 
 
 def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", set_ids: tuple[int, ...] = ()) -> Segment:
@@ -292,9 +301,8 @@ def bind(
         newset = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
         messages.append((NFT_MSG_NEWSET, CREATE, newset, "anonymous set"))
         elements_head = plan.elements_head + _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
-        messages.extend(
-            (NFT_MSG_NEWSETELEM, CREATE, elements_head + nest, _ANONYMOUS_ELEMENTS) for nest in plan.element_nests
-        )
+        for nest in plan.element_nests:
+            messages.append((NFT_MSG_NEWSETELEM, CREATE, elements_head + nest, _ANONYMOUS_ELEMENTS))
         parts.append(expr.head + _BE32.pack(set_id) + expr.tail)
     body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *parts) + tail
     messages.append((NFT_MSG_NEWRULE, _APPEND, body, ""))

@@ -62,6 +62,7 @@ _RECV_SIZE = 1 << 16  # the kernel sends at most 32 KiB per dump datagram; ackno
 _NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
 _ERR = struct.Struct("=i")
+_DONTWAIT, _TRUNC = int(socket.MSG_DONTWAIT), int(socket.MSG_TRUNC)  # plain ints: IntFlag's `|` is Python code
 REQUEST_TIMEOUT = 10.0  # seconds a GET request may wait for the kernel's next reply (it answers at once)
 
 
@@ -233,7 +234,7 @@ class NftSocket:
         first, last = encoded.first_seq, encoded.end_seq
         while True:
             try:
-                messages = self._receive(socket.MSG_DONTWAIT)
+                messages = self._receive(_DONTWAIT)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -277,7 +278,7 @@ class NftSocket:
     def _receive(self, flags: int) -> list[tuple[int, int, int, bytes]]:
         """The messages of one datagram. A datagram larger than the buffer would be cut: refuse it."""
         buf = _receive_buffer.buf
-        n = self._sock.recv_into(buf, 0, flags | socket.MSG_TRUNC)
+        n = self._sock.recv_into(buf, 0, flags | _TRUNC)
         if n > len(buf):
             raise NftError(f"a netlink reply of {n} bytes does not fit the {len(buf)}-byte receive buffer")
         return _messages(buf, n)
@@ -286,7 +287,7 @@ class NftSocket:
         """Empty the receive queue (the kernel drops every further reply while it is congested)."""
         while True:
             try:
-                self._sock.recv_into(_receive_buffer.buf, 0, socket.MSG_DONTWAIT)
+                self._sock.recv_into(_receive_buffer.buf, 0, _DONTWAIT)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -331,7 +332,7 @@ class NftSocket:
             if not poller.poll(REQUEST_TIMEOUT * 1000):
                 raise NetlinkIOError(errno_codes.ETIMEDOUT, f"nf_tables request {kind}: no reply")
             try:
-                messages = self._receive(socket.MSG_DONTWAIT)
+                messages = self._receive(_DONTWAIT)
             except BlockingIOError:
                 continue
             for msg_kind, msg_flags, msg_seq, payload in messages:
