@@ -299,7 +299,7 @@ class Batch:
             NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, b"" if genid is None else _tlv.be32(NFNL_BATCH_GENID, genid)
         )
         end = _frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, seq + count + 1, b"")
-        data = bytearray(b"".join([begin, *map(_DATA, parts), end]))
+        data = bytearray().join([begin, *map(_DATA, parts), end])
         words = memoryview(data).cast("I")  # messages are 4-byte aligned: write sequence numbers as native words
         base = len(begin) >> 2
         number = seq + 1

@@ -104,7 +104,7 @@ def normalise(
                 raw += raw_end
         data = None if data_type is None and element.data is None else _check_data(data_type, element)
         canonical = SetElement(key, end, data)
-        if by_key.setdefault(raw, canonical) != canonical:
+        if (kept := by_key.setdefault(raw, canonical)) is not canonical and kept != canonical:
             raise InvalidValue(f"conflicting data for {canonical.key!r}")
     return tuple([by_key[raw] for raw in sorted(by_key)])
 
@@ -123,7 +123,7 @@ def _distinct_values(
         value, number = with_int(element.key)
         data = None if data_type is None and element.data is None else _check_data(data_type, element)
         canonical = element if element.key is value and element.data is data else SetElement(value, None, data)
-        if by_number.setdefault(number, canonical) != canonical:
+        if (kept := by_number.setdefault(number, canonical)) is not canonical and kept != canonical:
             raise InvalidValue(f"conflicting data for {value!r}")
     return tuple(map(by_number.__getitem__, sorted(by_number)))
 

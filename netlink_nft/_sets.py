@@ -159,8 +159,12 @@ def _key_bytes(types: tuple[DataType, ...], key: Key) -> bytes:
 
 
 def _data(spec: SetSpec, data: Data) -> bytes:
-    if isinstance(data, Verdict):
-        return _tlv.nest(NFTA_SET_ELEM_DATA, data.encode())
+    if isinstance(data, Verdict):  # verdict maps repeat a few verdicts (`jump` gives one value per chain)
+        nested: bytes | None = getattr(data, "_element_data", None)
+        if nested is None:
+            nested = _tlv.nest(NFTA_SET_ELEM_DATA, data.encode())
+            object.__setattr__(data, "_element_data", nested)  # frozen: outside the fields, not compared
+        return nested
     assert spec.data is not None and data is not None
     return _tlv.nest(NFTA_SET_ELEM_DATA, _tlv.attr(NFTA_DATA_VALUE, spec.data.to_bytes(data)))
 
