@@ -12,10 +12,10 @@ from tests.unit.policy.builders import nad, namespace, pod, policy
 from trinet.daemon.snapshots import PATCH_LIMIT, SnapshotCache
 from trinet.kube import ClusterStore
 from trinet.logs import event_fields
-from trinet.objects import MultiNetworkPolicy, Pod
+from trinet.objects import MultiNetworkPolicy, Namespace, Pod
 from trinet.policy import Snapshot, compile
 
-T = TypeVar("T", Pod, MultiNetworkPolicy)
+T = TypeVar("T", Pod, MultiNetworkPolicy, Namespace)
 
 SERVER = pod("ns/s", {"app": "s"}, [("ns/net1", "net1", ["10.1.0.1"])])
 POLICY = policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [{"podSelector": {}}]}]})
@@ -105,3 +105,53 @@ def test_a_failed_patch_is_logged_and_rebuilt(
         assert _peers(cache.current()) == {0x0001, 0x0105}
     (record,) = [r for r in caplog.records if r.getMessage() == "snapshot-patch-failed"]
     assert "patch bug" in event_fields(record)["error"]
+
+
+def test_a_rebuild_that_raises_is_tried_again(store: ClusterStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A policy change must not be lost because the first rebuild after it failed (review F1)."""
+    cache = SnapshotCache(store)
+    cache.current()
+    change = store.policies.upsert(_versioned(policy("ns/p", {"podSelector": {}}), "2"))
+    assert change is not None
+    cache.changed(change)
+    real_init = Snapshot.__init__
+    calls = []
+
+    def failing_once(self: Snapshot, *args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("once")
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Snapshot, "__init__", failing_once)
+    with pytest.raises(MemoryError):
+        cache.current()
+    served = cache.current().policies["ns/p"].subjects
+    assert len(calls) == 2
+    assert served == _from_scratch(store).policies["ns/p"].subjects
+
+
+def test_a_namespace_change_that_keeps_its_labels_changes_nothing(store: ClusterStore) -> None:
+    cache = SnapshotCache(store)
+    first = cache.current()
+    ns = store.namespaces.get("ns")
+    assert ns is not None
+    change = store.namespaces.upsert(_versioned(ns, "2"))
+    assert change is not None
+    cache.changed(change)
+    assert cache.current() is first
+    relabelled = msgspec.structs.replace(ns, metadata=msgspec.structs.replace(ns.metadata, labels={"team": "b"}))
+    change = store.namespaces.upsert(_versioned(relabelled, "3"))
+    assert change is not None
+    cache.changed(change)
+    assert cache.current() is not first
+
+
+def test_a_pod_change_the_snapshot_already_holds_makes_no_new_snapshot(store: ClusterStore) -> None:
+    """The change records of a rebuild's own reads: no new snapshot, so compile's memo is kept (review F3)."""
+    cache = SnapshotCache(store)
+    change = store.pods.upsert(_peer(7))
+    first = cache.current()  # rebuilt after the upsert: it already holds the pod
+    assert change is not None
+    cache.changed(change)
+    assert cache.current() is first

@@ -34,15 +34,14 @@ class SnapshotCache:
         self._pods: set[str] = set()  # keys of pods changed since the snapshot was brought up to date
 
     def changed(self, change: Change[Any]) -> None:
-        if change.resource == "pods" and not self._rebuild and len(self._pods) < PATCH_LIMIT:
+        if change.resource == "namespaces" and _same_labels(change):
+            return  # nothing a snapshot reads of a namespace changed
+        if change.resource != "pods" or self._rebuild:
+            self._rebuild = True
+        elif change.key in self._pods or len(self._pods) < PATCH_LIMIT:
             self._pods.add(change.key)
-        else:
-            self.invalidate()
-
-    def invalidate(self) -> None:
-        """Rebuild on the next ``current``."""
-        self._rebuild = True
-        self._pods.clear()
+        else:  # a burst: one rebuild costs less than patching every pod
+            self._rebuild = True
 
     def current(self) -> Snapshot:
         if self._rebuild or self._snapshot is None:
@@ -50,18 +49,26 @@ class SnapshotCache:
         elif self._pods:
             pods = self.store.pods
             changed = {key: pods.get(key) for key in self._pods}
-            self._pods.clear()
             try:
                 self._snapshot = self._snapshot.with_pods(changed)
             except Exception as exc:  # a bug of ours: never stop enforcing for it, rebuild and say so
                 event(log, logging.ERROR, "snapshot-patch-failed", error=repr(exc), effect="rebuilt from the store")
                 self._snapshot = self._rebuilt()
+            self._pods.clear()
         return self._snapshot
 
     def _rebuilt(self) -> Snapshot:
+        """A snapshot of the whole store; the pending changes are cleared only once it is made (if making it
+        raises, the next ``current`` tries again)."""
         s = self.store
-        self._rebuild = False
-        self._pods.clear()
-        return Snapshot(
+        snapshot = Snapshot(
             s.pods.values(), s.namespaces.values(), s.policies.values(), s.nads.values(), previous=self._snapshot
         )
+        self._rebuild = False
+        self._pods.clear()
+        return snapshot
+
+
+def _same_labels(change: Change[Any]) -> bool:
+    old, new = change.old, change.new
+    return old is not None and new is not None and old.metadata.labels == new.metadata.labels

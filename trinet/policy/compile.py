@@ -23,7 +23,6 @@ Peer addresses are taken on the network of the interface only (§2.4.21, our cho
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable
 from typing import Literal, NamedTuple, cast
@@ -176,32 +175,15 @@ def _named_egress_elements(
     network: str,
     protocol: str,
     names: tuple[str, ...],
-) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
-    """(address, port) pairs of destination pods on ``network`` that the rule's peers allow and that serve one of
-    ``names`` over ``protocol`` (§2.5.35: egress named ports resolve per destination pod)."""
-    key = ("named", policy.key, index, network, protocol, names)
-    found = snapshot.memo.get(key)
-    if found is None:
-        allowed: tuple[tuple[Interval, ...] | None, ...] = (None, None)
-        if rule.peers is not None:
-            peers = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network)
-            allowed = (peers.union(0), peers.union(1))
-        families = []
-        for family in (0, 1):
-            pairs: set[tuple[int, int]] = set()
-            for name in names:
-                served = snapshot.named_ports(network, protocol, name)[family]
-                intervals = allowed[family]
-                if intervals is None:
-                    pairs.update(served)
-                    continue
-                for lo, hi in intervals:
-                    start = bisect.bisect_left(served, (lo, -1))
-                    end = bisect.bisect_right(served, (hi, 1 << 16))
-                    pairs.update(served[start:end])
-            families.append(tuple(sorted(pairs)))
-        found = snapshot.memo[key] = (families[0], families[1])
-    return cast(tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]], found)
+) -> tuple[Elements[Element], Elements[Element]]:
+    """(address . port) elements of destination pods on ``network`` that the rule's peers allow and that serve one
+    of ``names`` over ``protocol`` (§2.5.35: egress named ports resolve per destination pod)."""
+    selectors: tuple[SelectorPeer, ...] | None = None
+    blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]] = ((), ())
+    if rule.peers is not None:
+        selectors = tuple(p for p in rule.peers if isinstance(p, SelectorPeer))
+        blocks = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network).blocks
+    return snapshot.named_egress((policy.namespace, selectors, blocks, network, protocol, names))
 
 
 def _port_part(
@@ -276,7 +258,7 @@ def _rule_rules(
         pairs = _named_egress_elements(snapshot, policy, index, rule, network, protocol, named[protocol])
         for (family, key_type), served in zip(_FAMILIES, pairs, strict=True):
             if (family, key_type) in families:
-                name = builder.add_set((key_type, "inet_service"), False, tuple(((a, a), (p, p)) for a, p in served))
+                name = builder.add_set((key_type, "inet_service"), False, served)
                 matches = (L4Proto((PROTOCOL_NUMBERS[protocol],)), AddrPort(family, "daddr", "dport", name))
                 out.append(Rule(matches, Accept(), comment))
     return out

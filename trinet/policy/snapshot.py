@@ -7,6 +7,7 @@ address sets) is memoised on first use. Build a new snapshot when the inputs cha
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -23,6 +24,7 @@ from trinet.policy.annotations import (
     parse_networks,
 )
 from trinet.policy.elements import Elements
+from trinet.policy.ipblock import Interval, merge
 from trinet.policy.model import EffectivePolicy, SelectorPeer
 from trinet.policy.peer_addresses import Element, PeerAddresses, PeerKey, selects
 from trinet.policy.validation import validate_policy
@@ -32,6 +34,13 @@ __all__ = ["Attachment", "PodInfo", "Snapshot", "pod_key"]
 _NO_PODS: Map[str, Pod] = Map()
 
 _Pair = tuple[int, int]  # (address, port)
+_NamedKey = tuple[str, str, str]  # (network, protocol, port name)
+_Contribution = tuple[_NamedKey, int, _Pair]  # what a pod puts in the named-port index: (key, family, pair)
+# An egress rule's named-port set: (policy namespace, its selector peers or None when the rule has no peers
+# field, its ipBlocks (merged, v4 and v6), network, protocol, port names)
+NamedEgressKey = tuple[
+    str, tuple[SelectorPeer, ...] | None, tuple[tuple[Interval, ...], tuple[Interval, ...]], str, str, tuple[str, ...]
+]
 
 
 def pod_key(pod: Pod) -> str:
@@ -145,6 +154,7 @@ class Snapshot:
         # Problems of malformed NADs, by "ns/name" (their interfaces are not policed, DECISIONS 2).
         self.nad_problems: dict[str, tuple[str, ...]] = {ref: found for ref, (_, found) in parsed.items() if found}
         self.namespace_labels: dict[str, Mapping[str, str]] = {n.metadata.name: n.metadata.labels for n in namespaces}
+        self._namespace_objects = frozenset(self.namespace_labels)  # the others are known from their pods only
         by_key: dict[str, Pod] = {}
         by_ns: dict[str, dict[str, Pod]] = defaultdict(dict)
         for pod in pods:
@@ -170,7 +180,8 @@ class Snapshot:
             self._info = {k: v for k, v in previous._info.items() if self.pods.get(k) is v[0]}
         self._peer_addresses: dict[PeerKey, PeerAddresses] = {}
         self._selected: dict[tuple[str, SelectorPeer], dict[str, PodInfo]] = {}
-        self._named: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] | None = None
+        self._named: dict[_NamedKey, tuple[list[_Pair], list[_Pair]]] | None = None
+        self._named_egress: dict[NamedEgressKey, tuple[Elements[Element], Elements[Element]]] = {}
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
 
     def with_pods(self, changed: Mapping[str, Pod | None]) -> Snapshot:
@@ -180,14 +191,20 @@ class Snapshot:
         (``PeerAddresses.patched``, chunked elements), everything else ``compile`` derives is rebuilt on first
         use. A pod in a namespace the snapshot did not know gets the labels ``{}``, as in the constructor.
 
-        The parsed-pod memo is shared with this snapshot (its entries are checked by identity of the pod object),
-        so the two stay correct if both are used; ``self`` is otherwise unchanged."""
+        The two snapshots share the parsed-pod memo (its entries are checked by identity of the pod object) and
+        ``self``'s pod dictionaries become persistent maps of the same content, so both stay correct if both are
+        used. Raises ``ValueError`` for a pod given under another key."""
+        for key, pod in changed.items():
+            if pod is not None and pod_key(pod) != key:
+                raise ValueError(f"pod {pod_key(pod)} given as {key}")
         edits = [(key, self.pods.get(key), pod) for key, pod in changed.items() if self.pods.get(key) is not pod]
+        if not edits:
+            return self
         before = [self.info(old) if old is not None else None for _, old, _ in edits]  # before ``new`` parses
         new = Snapshot.__new__(Snapshot)
         new.nad_types, new.nad_problems = self.nad_types, self.nad_problems
         new._validated, new.policies, new._policies_by_ns = self._validated, self.policies, self._policies_by_ns
-        new.namespace_labels = self.namespace_labels
+        new.namespace_labels, new._namespace_objects = self.namespace_labels, self._namespace_objects
         namespaces = {key.partition("/")[0] for key, _, _ in edits}
         self.pods = pods_map = _persistent(self.pods)  # same content: a patch then shares the rest
         pods = pods_map.mutate()
@@ -204,8 +221,12 @@ class Snapshot:
                 else:
                     pods[key] = in_namespace[key] = pod
             by_ns[namespace] = in_namespace.finish()
-            if namespace not in new.namespace_labels:
+            if by_ns[namespace] and namespace not in new.namespace_labels:
                 new.namespace_labels = {**new.namespace_labels, namespace: {}}
+            elif not by_ns[namespace]:  # no pods left: forgotten unless a Namespace object names it
+                del by_ns[namespace]
+                if namespace not in self._namespace_objects:
+                    new.namespace_labels = {k: v for k, v in new.namespace_labels.items() if k != namespace}
         new.pods, new._pods_by_ns, new._info = pods.finish(), by_ns, self._info
         after = [new.info(pod) if pod is not None else None for _, _, pod in edits]
         new._peer_addresses = {}
@@ -216,11 +237,42 @@ class Snapshot:
             gone = [i for i in before if i is not None and selects(peers, policy_namespace, self.namespace_labels, i)]
             came = [i for i in after if i is not None and selects(peers, policy_namespace, new.namespace_labels, i)]
             new._peer_addresses[policy_namespace, peers, network] = found.patched(gone, came, network)
-        named_changed = any(i is not None and i.is_subject and i.container_ports for i in (*before, *after))
-        new._named = None if named_changed else self._named
+        new._named = None
+        if self._named is not None:  # built: patched (else built on first use)
+            left = [c for i in before if i is not None for c in _named_contributions(i)]
+            joined = [c for i in after if i is not None for c in _named_contributions(i)]
+            new._named = _patched_named(self._named, left, joined)
+        new._named_egress = {}
+        touched = _addresses_by_network([i for i in (*before, *after) if i is not None])
+        for egress_key, egress in self._named_egress.items():
+            addresses = touched.get(egress_key[3])
+            new._named_egress[egress_key] = (
+                egress if addresses is None else self._patched_egress(new, egress_key, egress, addresses)
+            )
         new._selected = {}
         new.memo = {}
         return new
+
+    def _patched_egress(
+        self,
+        new: Snapshot,
+        key: NamedEgressKey,
+        found: tuple[Elements[Element], Elements[Element]],
+        addresses: tuple[set[int], set[int]],
+    ) -> tuple[Elements[Element], Elements[Element]]:
+        """``found`` (of ``self``) for ``new``: only the pairs of the addresses of the changed pods can differ
+        (they are the only ones whose owners or whose admission by the rule's peers changed)."""
+        out = []
+        for family in (0, 1):
+            removed: list[Element] = []
+            added: list[Element] = []
+            for address in addresses[family]:
+                was, now = self._egress_pairs(key, family, address), new._egress_pairs(key, family, address)
+                if was != now:
+                    removed.extend(e for e in was if e not in now)
+                    added.extend(e for e in now if e not in was)
+            out.append(found[family].spliced(removed, added))
+        return out[0], out[1]
 
     def info(self, pod: Pod) -> PodInfo:
         """The parsed pod (memoised for the snapshot's own pod objects)."""
@@ -279,23 +331,100 @@ class Snapshot:
         """Sorted (address, port) pairs, v4 and v6, of live (not finished, not hostNetwork) pods on ``network`` that
         declare container port ``name`` over ``protocol``: the owners of egress named ports (§2.5.35)."""
         if self._named is None:
-            index: dict[tuple[str, str, str], tuple[list[_Pair], list[_Pair]]] = {}
+            index: dict[_NamedKey, tuple[list[_Pair], list[_Pair]]] = {}
             for pod in self.pods.values():
-                info = self.info(pod)
-                if not info.is_subject:
-                    continue
-                for att in info.attachments:
-                    for port_name, proto, number in info.container_ports:
-                        v4, v6 = index.setdefault((att.network, proto, port_name), ([], []))
-                        v4.extend((a, number) for a in att.v4)
-                        v6.extend((a, number) for a in att.v6)
+                for key, family, pair in _named_contributions(self.info(pod)):
+                    index.setdefault(key, ([], []))[family].append(pair)
             for v4, v6 in index.values():
                 v4.sort()
                 v6.sort()
             self._named = index
         return self._named.get((network, protocol, name), ([], []))
 
+    def named_egress(self, key: NamedEgressKey) -> tuple[Elements[Element], Elements[Element]]:
+        """The elements ``((a, a), (port, port))`` of an egress rule's named-port set, v4 and v6: the owners on
+        the network of the port names (``named_ports``) whose address the rule's peers admit (§2.5.35: egress
+        named ports resolve per destination pod); memoised, and patched by ``with_pods``."""
+        found = self._named_egress.get(key)
+        if found is None:
+            found = self._named_egress[key] = (
+                Elements.of(self._egress_pairs(key, 0, None)),
+                Elements.of(self._egress_pairs(key, 1, None)),
+            )
+        return found
+
+    def _egress_pairs(self, key: NamedEgressKey, family: int, address: int | None) -> list[Element]:
+        """The sorted elements of ``key``'s set in ``family``: all, or those of one ``address``."""
+        policy_namespace, selectors, blocks, network, protocol, names = key
+        if selectors is None:  # no peers field: every owner of the ports
+            admitted: tuple[Interval, ...] = ((0, 1 << 128),)
+        elif address is not None:  # one address: is it admitted?
+            pods = self.peer_addresses(policy_namespace, selectors, network)[family] if selectors else ()
+            admitted = ((address, address),) if _within(blocks[family], address) or ((address,) * 2,) in pods else ()
+        else:  # everything the peers admit, merged
+            pods = self.peer_addresses(policy_namespace, selectors, network)[family] if selectors else ()
+            admitted = merge([*blocks[family], *(iv for (iv,) in pods)])
+        if address is not None:
+            admitted = tuple((max(lo, address), min(hi, address)) for lo, hi in admitted if lo <= address <= hi)
+        pairs: set[_Pair] = set()
+        for name in names:
+            served = self.named_ports(network, protocol, name)[family]
+            for lo, hi in admitted:
+                pairs.update(served[bisect.bisect_left(served, (lo, -1)) : bisect.bisect_right(served, (hi, 1 << 16))])
+        return [((a, a), (port, port)) for a, port in sorted(pairs)]
+
 
 def _persistent(pods: Mapping[str, Pod]) -> Map[str, Pod]:
     """``pods`` as a persistent map (made once, ~0.6 us a pod; every later version shares it)."""
     return pods if isinstance(pods, Map) else Map(pods)
+
+
+def _named_contributions(info: PodInfo) -> list[_Contribution]:
+    """What one pod puts in the index of egress named-port owners (``Snapshot.named_ports``)."""
+    if not info.is_subject or not info.container_ports:
+        return []
+    out: list[_Contribution] = []
+    for att in info.attachments:
+        for port_name, protocol, number in info.container_ports:
+            key = (att.network, protocol, port_name)
+            out.extend((key, 0, (a, number)) for a in att.v4)
+            out.extend((key, 1, (a, number)) for a in att.v6)
+    return out
+
+
+def _patched_named(
+    index: dict[_NamedKey, tuple[list[_Pair], list[_Pair]]], gone: list[_Contribution], came: list[_Contribution]
+) -> dict[_NamedKey, tuple[list[_Pair], list[_Pair]]]:
+    """``index`` after pods whose contributions were ``gone`` now contribute ``came``; the lists of the keys that
+    change are copied (the index of the earlier snapshot stays as it was), the others shared."""
+    if sorted(gone) == sorted(came):
+        return index
+    out = dict(index)
+    copied: set[_NamedKey] = set()
+    for (key, family, pair), adding in [*((c, False) for c in gone), *((c, True) for c in came)]:
+        if key not in copied:
+            v4, v6 = out.get(key, ([], []))
+            out[key] = (list(v4), list(v6))
+            copied.add(key)
+        pairs = out[key][family]
+        if adding:
+            bisect.insort(pairs, pair)
+        else:
+            del pairs[bisect.bisect_left(pairs, pair)]
+    return out
+
+
+def _within(intervals: tuple[Interval, ...], address: int) -> bool:
+    """Whether ``address`` lies in one of the merged ``intervals``."""
+    i = bisect.bisect_right(intervals, (address, 1 << 128)) - 1
+    return i >= 0 and intervals[i][1] >= address
+
+
+def _addresses_by_network(infos: list[PodInfo]) -> dict[str, tuple[set[int], set[int]]]:
+    out: dict[str, tuple[set[int], set[int]]] = {}
+    for info in infos:
+        for att in info.attachments:
+            v4, v6 = out.setdefault(att.network, (set(), set()))
+            v4.update(att.v4)
+            v6.update(att.v6)
+    return out

@@ -117,7 +117,7 @@ def _peer(ref: str, address: str, **kw: Any) -> Pod:
     return pod(ref, {"app": "a"}, [("ns/net1", "net1", [address])], **kw)
 
 
-def _v4(snapshot: Snapshot) -> tuple[Any, ...]:
+def _v4(snapshot: Snapshot) -> Any:
     return snapshot.peer_addresses("ns", (EVERY_POD,), "ns/net1")[0]
 
 
@@ -162,3 +162,19 @@ def test_a_destination_pod_that_gains_a_named_port_is_seen_by_egress_named_port_
     later = first.with_pods({"ns/d": serving})
     expected = compile(Snapshot([S, serving], [], [egress], [nad("ns/net1")]), S)
     assert compile(later, S) == expected != compile(first, S)
+
+
+def test_a_pod_under_another_key_is_refused_and_nothing_changes() -> None:
+    first = Snapshot([S], [], [P], [nad("ns/net1")])
+    with pytest.raises(ValueError, match="given as ns/b"):
+        first.with_pods({"ns/b": _peer("ns/a", "10.1.0.9")})
+    assert first.with_pods({"ns/s": S}) is first  # nothing changed: the same snapshot
+
+
+def test_a_namespace_known_only_from_its_pods_is_forgotten_with_its_last_pod() -> None:
+    first = Snapshot([S], [], [P], [nad("ns/net1")])
+    lone = pod("far/x", {}, [("ns/net1", "net1", ["10.1.0.8"])])
+    came = first.with_pods({"far/x": lone})
+    assert came.namespace_labels == Snapshot([S, lone], [], [P], [nad("ns/net1")]).namespace_labels
+    gone = came.with_pods({"far/x": None})
+    assert gone.namespace_labels == first.namespace_labels == {"ns": {}}
