@@ -135,7 +135,7 @@ class _ChainBuilder:
         return name
 
 
-class _PeerAddresses(NamedTuple):
+class _RulePeers(NamedTuple):
     """One rule's peers on one network, v4 and v6: ipBlock intervals (merged), and the selected pods' addresses as
     hash-set elements (``Snapshot.peer_addresses``: the same tuple, patched, from one snapshot to the next)."""
 
@@ -147,9 +147,9 @@ class _PeerAddresses(NamedTuple):
         return merge([*self.blocks[family], *(iv for (iv,) in self.pods[family])])
 
 
-def _peer_addresses(
+def _rule_peers(
     snapshot: Snapshot, policy: EffectivePolicy, direction: Direction, index: int, rule: PolicyRule, network: str
-) -> _PeerAddresses:
+) -> _RulePeers:
     """The addresses of one rule's peers on ``network``, v4 and v6; memoised per snapshot."""
     key = ("addrs", policy.key, direction, index, network)
     found = snapshot.memo.get(key)
@@ -163,8 +163,8 @@ def _peer_addresses(
             else:
                 selectors.append(peer)
         pods = snapshot.peer_addresses(policy.namespace, tuple(selectors), network) if selectors else _NO_PODS
-        found = snapshot.memo[key] = _PeerAddresses((merge(blocks[0]), merge(blocks[1])), pods, bool(selectors))
-    return cast(_PeerAddresses, found)
+        found = snapshot.memo[key] = _RulePeers((merge(blocks[0]), merge(blocks[1])), pods, bool(selectors))
+    return cast(_RulePeers, found)
 
 
 def _named_egress_elements(
@@ -182,7 +182,7 @@ def _named_egress_elements(
     blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]] = ((), ())
     if rule.peers is not None:
         selectors = tuple(p for p in rule.peers if isinstance(p, SelectorPeer))
-        blocks = _peer_addresses(snapshot, policy, Direction.EGRESS, index, rule, network).blocks
+        blocks = _rule_peers(snapshot, policy, Direction.EGRESS, index, rule, network).blocks
     return snapshot.named_egress((policy.namespace, selectors, blocks, network, protocol, names))
 
 
@@ -240,7 +240,7 @@ def _rule_rules(
         # set. Pod churn then changes only elements of hash sets, which the kernel commits in constant time (an
         # interval set's commit grows with its size), and selector peers always get both families, so that churn
         # never changes the structure.
-        peers = _peer_addresses(snapshot, policy, direction, index, rule, network)
+        peers = _rule_peers(snapshot, policy, direction, index, rule, network)
         families = tuple(fam for i, fam in enumerate(_FAMILIES) if peers.blocks[i] or peers.has_selector)
         addr_matches = []
         for i, (family, key_type) in enumerate(_FAMILIES if port_matches else ()):
