@@ -137,14 +137,11 @@ class _ChainBuilder:
 
 class _RulePeers(NamedTuple):
     """One rule's peers on one network, v4 and v6: ipBlock intervals (merged), and the selected pods' addresses as
-    hash-set elements (``Snapshot.peer_addresses``: the same tuple, patched, from one snapshot to the next)."""
+    hash-set elements (``Snapshot.peer_addresses``: chunked, patched from one snapshot to the next)."""
 
     blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]]
     pods: tuple[Elements[Element], Elements[Element]]
     has_selector: bool
-
-    def union(self, family: int) -> tuple[Interval, ...]:
-        return merge([*self.blocks[family], *(iv for (iv,) in self.pods[family])])
 
 
 def _rule_peers(
