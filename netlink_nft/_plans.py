@@ -22,6 +22,7 @@ set's plan holds its element messages once.
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
 import sys
 from collections.abc import Set as AbstractSet
@@ -309,6 +310,7 @@ def bind(
     return segment(rule.table.family, messages, tuple(ids))
 
 
+_ENCODED = operator.attrgetter("_encoded")
 _EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
 _ATTR_HEADER = struct.Struct("=HH")
 
@@ -327,24 +329,25 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
     batch that holds the rule's own segment already)."""
     d = rule.__dict__
     table = d["table"]
-    parts: list[bytes | AnonymousLookup] = []
+    exprs = d["exprs"]
+    # what `encode_expr` keeps on each expression (the matchers share expressions), read in one C-level pass
+    parts: list[bytes | AnonymousLookup | None] = list(map(_ENCODED, exprs))
     anonymous = False
-    for expr in d["exprs"]:
-        encoded = getattr(expr, "_encoded", None)  # what `encode_expr` keeps: the matchers share expressions
-        if encoded is None:
-            if type(expr) is Lookup and type(expr.set) is not str:
-                encoded, anonymous = _anonymous_lookup(table.name, expr), True
-            else:
-                encoded = encode_expr(expr)  # a named set's lookup by name only, like every other expression
-        parts.append(encoded)
+    if None in parts:
+        for i, expr in enumerate(exprs):
+            if parts[i] is None:
+                if type(expr) is Lookup and type(expr.set) is not str:
+                    parts[i], anonymous = _anonymous_lookup(table.name, expr), True
+                else:
+                    parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
     if d["handle"] is None:
         head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
     else:
         head = _objects.rule_head(rule)
     tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
     if anonymous:
-        return bind(rule, head, parts, tail, avoid)
+        return bind(rule, head, parts, tail, avoid)  # type: ignore[arg-type]  # no None left
     # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
-    payload = b"".join(parts)  # type: ignore[arg-type]
+    payload = b"".join(parts)  # type: ignore[arg-type]  # all bytes: no None, no anonymous lookup
     body = b"".join((head, _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS), payload, tail))
     return Segment(frame(NFT_MSG_NEWRULE, _APPEND, table.family, body), _FIRST, _NO_DETAIL)

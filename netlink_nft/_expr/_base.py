@@ -21,6 +21,8 @@ class Expr:
     name: ClassVar[str]
     # Equal values encode to equal bytes, so encodings can be cached (not so when a field is left out of `==`).
     memoisable: ClassVar[bool] = True
+    # The encoding `encode_expr` keeps on a memoisable expression (an instance attribute); None until then.
+    _encoded: ClassVar[bytes | None] = None
 
     def encode(self) -> bytes:
         raise NotImplementedError
@@ -60,7 +62,7 @@ def encode_expr(expr: Expr) -> bytes:
     """
     if not expr.memoisable:
         return _encode(expr)
-    encoded: bytes | None = getattr(expr, "_encoded", None)
+    encoded = expr._encoded
     if encoded is None:
         encoded = _encode_memoised(expr)
         object.__setattr__(expr, "_encoded", encoded)  # not `__dict__`: that would make the instance build one
