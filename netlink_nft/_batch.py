@@ -213,21 +213,11 @@ class Batch:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         plan = _plans.set_plan(set_)
-        create, elements = plan.create, plan.elements
-        self._set_ids.update(create.set_ids)  # a named set's id may repeat (the same set twice): never looked up
-        parts, subjects = self._parts, self._subjects
-        parts.append(create)
-        subjects.append(set_)
-        count = 1
-        if flush:
-            parts.append(plan.flush)
-            subjects.append(set_)
-            count = 2
-        if elements is not None:
-            parts.append(elements)
-            subjects.append(set_)
-            count += len(elements.offsets)
-        self._count += count
+        self._set_ids.update(plan.create.set_ids)  # a named set's id may repeat (the same set twice): never looked up
+        parts = plan.flushed_parts if flush else plan.parts
+        self._parts += parts
+        self._subjects += (set_,) * len(parts)
+        self._count += plan.count + 1 if flush else plan.count
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))

@@ -186,6 +186,8 @@ class SetPlan(msgspec.Struct, gc=False):
     elements: Segment | None
     family: int
     ref: bytes
+    parts: tuple[Segment, ...]  # what a batch adds: create, elements (if any)
+    count: int  # the number of messages in `parts`
     made_flush: Segment | None = None
 
     @property
@@ -193,6 +195,11 @@ class SetPlan(msgspec.Struct, gc=False):
         if self.made_flush is None:
             self.made_flush = single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
         return self.made_flush
+
+    @property
+    def flushed_parts(self) -> tuple[Segment, ...]:
+        """What a batch adds to empty an existing set first: create, flush, elements (if any)."""
+        return (self.create, self.flush, *self.parts[1:])
 
 
 _new_spec = tuple.__new__  # SetSpec's generated __new__ is a Python function around this; one set plan makes one
@@ -230,7 +237,8 @@ def set_plan(set_: Set) -> SetPlan:
         else:
             bodies = [(NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in nests]
             elements = segment(family, bodies) if bodies else None
-        plan = set_.__dict__[_ATTR] = SetPlan(create, elements, family, ref)
+        parts, count = ((create,), 1) if elements is None else ((create, elements), 1 + len(elements.offsets))
+        plan = set_.__dict__[_ATTR] = SetPlan(create, elements, family, ref, parts, count)
     return plan
 
 
