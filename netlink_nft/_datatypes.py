@@ -128,7 +128,7 @@ class _Address(DataType):
     def from_int(self, number: int) -> Value:
         if not 0 <= number < 1 << (8 * self.length):
             raise InvalidValue(f"{number} is not an {self.name}")
-        return self.make(number)
+        return _MAKE[self._class](number)
 
     @property
     def make(self) -> Callable[[int], Value]:
@@ -138,8 +138,10 @@ class _Address(DataType):
     def with_int(self, value: object) -> tuple[Value, int]:
         if type(value) is self._class:
             return value, _number(value)  # type: ignore[arg-type]
-        if type(value) is int:
-            return self.from_int(value), value
+        if type(value) is int:  # `from_int` written out: the hot path of sets built from numbers
+            if not 0 <= value < 1 << (8 * self.length):
+                raise InvalidValue(f"{value} is not an {self.name}")
+            return _MAKE[self._class](value), value
         canonical = self.normalise(value)
         return canonical, _number(canonical)  # type: ignore[arg-type]
 

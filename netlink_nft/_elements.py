@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 import msgspec
 
@@ -145,33 +146,37 @@ def _merge_ranges(kind: DataType, data_type: DataType | None, elements: Iterable
     spans.sort(key=itemgetter(0))  # equal starts: the merge below takes the longest end
     if not spans:
         return ()
+    spans.append(_AFTER_ALL)  # ends the last range inside the loop
     out: list[SetElement] = []
     spans_iter = iter(spans)
     # the range being built: first, last, data, their values, and the original element while it is unchanged
     c_first, c_last, c_data, c_first_value, c_last_value, c_element = next(spans_iter)
     c_original: SetElement | None = c_element
     for first, last, data, first_value, last_value, element in spans_iter:
-        if first <= c_last and data != c_data:
-            raise InvalidValue(f"overlapping ranges with different data at {first_value}")
-        if first <= c_last + 1 and data == c_data:
+        if first <= c_last + 1 and data == c_data:  # overlaps or touches, same data: merge
             if last > c_last:
                 c_last, c_last_value = last, last_value
             c_original = None
             continue
-        out.append(_range_element(c_first, c_last, c_data, c_first_value, c_last_value, c_original))
+        if first <= c_last:
+            raise InvalidValue(f"overlapping ranges with different data at {first_value}")
+        end = None if c_first == c_last else c_last_value
+        if (
+            c_original is not None
+            and c_original.key is c_first_value
+            and c_original.end is end
+            and c_original.data is c_data
+        ):
+            out.append(c_original)  # already canonical: keep the object (sets of 100,000 ranges are rebuilt often)
+        else:
+            out.append(SetElement(c_first_value, end, c_data))
         c_first, c_last, c_data, c_first_value, c_last_value = first, last, data, first_value, last_value
         c_original = element
-    out.append(_range_element(c_first, c_last, c_data, c_first_value, c_last_value, c_original))
     return tuple(out)
 
 
-def _range_element(
-    first: int, last: int, data: Data, first_value: Value, last_value: Value, original: SetElement | None
-) -> SetElement:
-    end = None if first == last else last_value
-    if original is not None and original.key is first_value and original.end is end and original.data is data:
-        return original  # already canonical: keep the object (sets of 100,000 ranges are rebuilt often)
-    return SetElement(first_value, end, data)
+# A span after every other: never merges, so the range before it is emitted (its `element` is never used).
+_AFTER_ALL: Any = (float("inf"), float("inf"), object(), None, None, None)
 
 
 @dataclass(frozen=True)
