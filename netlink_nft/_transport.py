@@ -340,6 +340,12 @@ class NftSocket:
                     continue
                 interrupted = interrupted or bool(msg_flags & NLM_F_DUMP_INTR)
                 if msg_kind == NLMSG_DONE:
+                    # a dump the kernel had to end early (the set or table vanished between two of its replies,
+                    # say) says so in its DONE: the replies so far are not the whole answer
+                    code = -_ERR.unpack_from(payload)[0] if len(payload) >= 4 else 0
+                    if code > 0:
+                        name = errno_codes.errorcode.get(code, str(code))
+                        raise RequestError(code, f"nf_tables request {kind} ended early: {name}")
                     return Dump(replies, interrupted)
                 if msg_kind == NLMSG_ERROR:
                     code = -_ERR.unpack_from(payload)[0]
