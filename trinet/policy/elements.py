@@ -9,7 +9,8 @@ elements are distinct and sorted: if old = C + R and new = C + A for the shared 
 old - new = R - A and new - old = A - R.
 
 ``Elements`` is an immutable ``Sequence`` equal to (and hashing like) the tuple of its elements, so whoever reads
-a set's elements may iterate, index, slice (slices are tuples) and compare it as a tuple.
+a set's elements may iterate, index, slice (slices are tuples), search and compare it for equality as a tuple. It
+is not a tuple: no ``+``, no ordering comparisons, and ``isinstance(x, tuple)`` is false.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Elements(Sequence[E]):
     def of(cls, elements: Iterable[E]) -> Elements[E]:
         """From sorted, distinct ``elements``."""
         flat = tuple(elements)
-        return cls(tuple(flat[i : i + CHUNK] for i in range(0, len(flat), CHUNK)), len(flat))
+        return cls(tuple(_parts(flat)), len(flat))
 
     # -- reading, as a tuple -----------------------------------------------------------------------------------
 
@@ -76,12 +77,30 @@ class Elements(Sequence[E]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __contains__(self, element: object) -> bool:
-        i = bisect_right(self._firsts, element) - 1  # type: ignore[call-overload]
-        if i < 0:
+        try:
+            i = bisect_right(self._firsts, element) - 1  # type: ignore[call-overload]
+            if i < 0:
+                return False
+            chunk = self._chunks[i]
+            j = bisect_left(chunk, element)  # type: ignore[call-overload]
+        except TypeError:  # not comparable with the elements: not one of them (as with a tuple)
             return False
-        chunk = self._chunks[i]
-        j = bisect_left(chunk, element)  # type: ignore[call-overload]
         return j < len(chunk) and bool(chunk[j] == element)
+
+    def __reversed__(self) -> Iterator[E]:
+        return chain.from_iterable(map(reversed, reversed(self._chunks)))
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        """The position of ``value`` (``ValueError`` if absent), found by binary search."""
+        if value in self:
+            i = bisect_right(self._firsts, value) - 1
+            position = sum(map(len, self._chunks[:i])) + bisect_left(self._chunks[i], value)
+            if start <= position and (stop is None or position < stop):
+                return position
+        raise ValueError(f"{value!r} is not in the elements")
+
+    def count(self, value: Any) -> int:
+        return int(value in self)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Elements):
@@ -137,9 +156,7 @@ class Elements(Sequence[E]):
             if pieces and len(edited) < CHUNK // 4:  # too short: joins the chunk before it
                 edited = [*pieces.pop(), *edited]
             if len(edited) > 2 * CHUNK:  # too long: parts of CHUNK / 2 .. CHUNK elements
-                parts = -(-len(edited) // CHUNK)
-                cuts = [len(edited) * k // parts for k in range(parts + 1)]
-                pieces.extend(tuple(edited[a:b]) for a, b in itertools.pairwise(cuts))
+                pieces.extend(_parts(tuple(edited)))
             elif edited:
                 pieces.append(tuple(edited))
         pieces.extend(chunks[start:])
@@ -150,7 +167,14 @@ class Elements(Sequence[E]):
         the other by ``spliced``), it costs the number of chunks plus the elements of the chunks they do not
         share; between versions that share none (built apart), one pass over the elements."""
         a, b = self._chunks, other._chunks
-        if not any(a[i] is b[j] for i, j in ((0, 0), (len(a) // 2, len(b) // 2), (-1, -1)) if a and b):
-            return sorted_diff(tuple(self), tuple(other))  # built apart: comparing chunks would only add work
+        if set(map(id, a)).isdisjoint(map(id, b)):  # built apart: comparing chunks would only add work
+            return sorted_diff(tuple(self), tuple(other))
         mine, theirs = sorted_diff(a, b)
         return sorted_diff(tuple(chain.from_iterable(mine)), tuple(chain.from_iterable(theirs)))
+
+
+def _parts(flat: tuple[E, ...]) -> Iterator[tuple[E, ...]]:
+    """``flat`` cut into chunks of equal length (within one), CHUNK at most: CHUNK / 2 at least unless shorter."""
+    count = max(1, -(-len(flat) // CHUNK))
+    cuts = [len(flat) * k // count for k in range(count + 1)]
+    return (flat[a:b] for a, b in itertools.pairwise(cuts) if b > a)

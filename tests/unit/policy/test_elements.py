@@ -74,3 +74,16 @@ def test_an_empty_set_grows_and_shrinks_back() -> None:
     assert grown == _elements(set(range(10 * CHUNK)))
     assert all(CHUNK // 2 <= len(c) <= CHUNK for c in grown._chunks)
     assert grown.spliced(_elements(set(range(10 * CHUNK))), ()) == ()
+
+
+def test_the_rest_of_the_sequence_protocol_behaves_as_the_tuple() -> None:
+    expected = _elements(set(range(0, 3 * CHUNK + 5, 3)))
+    elements = Elements.of(expected)
+    assert tuple(reversed(elements)) == tuple(reversed(expected))
+    middle = expected[len(expected) // 2]
+    assert elements.index(middle) == expected.index(middle)
+    assert elements.count(middle) == 1 and elements.count(((1, 1),)) == 0
+    with pytest.raises(ValueError):
+        elements.index(((1, 1),))
+    assert 5 not in elements and ("x",) not in elements  # other shapes: absent, as in the tuple
+    assert all(len(c) >= CHUNK // 2 for c in Elements.of(_elements(set(range(CHUNK + 1))))._chunks)
