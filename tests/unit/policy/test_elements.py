@@ -85,5 +85,6 @@ def test_the_rest_of_the_sequence_protocol_behaves_as_the_tuple() -> None:
     assert elements.count(middle) == 1 and elements.count(((1, 1),)) == 0
     with pytest.raises(ValueError):
         elements.index(((1, 1),))
-    assert 5 not in elements and ("x",) not in elements  # other shapes: absent, as in the tuple
+    others: list[object] = [5, ("x",)]
+    assert not any(other in elements for other in others)  # other shapes: absent, as in the tuple
     assert all(len(c) >= CHUNK // 2 for c in Elements.of(_elements(set(range(CHUNK + 1))))._chunks)
