@@ -149,11 +149,12 @@ def rule(table: Table, chain: str, *parts: Part, comment: str | None = None) -> 
     inet = table.family == Family.INET
     for part in parts:
         if isinstance(part, Match):
-            for guard in part.guards:
-                if guard in satisfied or (not inet and guard.key == MetaKey.NFPROTO):
-                    continue
-                exprs += guard.exprs()
-                satisfied.append(guard)
+            if part.guards:  # many matches need none (ct state, iifname, named lookups of interface maps)
+                for guard in part.guards:
+                    if guard in satisfied or (not inet and guard.key == MetaKey.NFPROTO):
+                        continue
+                    exprs += guard.exprs()
+                    satisfied.append(guard)
             exprs += part.exprs
             if part.provides is not None:
                 satisfied.append(part.provides)

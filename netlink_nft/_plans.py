@@ -319,6 +319,7 @@ def bind(
 
 
 _ENCODED = operator.attrgetter("_encoded")
+_NEWRULE = _SUBSYS | NFT_MSG_NEWRULE
 _EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
 _ATTR_HEADER = struct.Struct("=HH")
 
@@ -357,5 +358,14 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
         return bind(rule, head, parts, tail, avoid)  # type: ignore[arg-type]  # no None left
     # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
     payload = b"".join(parts)  # type: ignore[arg-type]  # all bytes: no None, no anonymous lookup
-    body = b"".join((head, _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS), payload, tail))
-    return Segment(frame(NFT_MSG_NEWRULE, _APPEND, table.family, body), _FIRST, _NO_DETAIL)
+    size = HEADER_SIZE + len(head) + 4 + len(payload) + len(tail)  # `frame` written out: once per rule
+    message = b"".join(
+        (
+            _HEADER.pack(size, _NEWRULE, _APPEND, 0, 0, table.family, 0, 0),
+            head,
+            _ATTR_HEADER.pack(4 + len(payload), _EXPRESSIONS),
+            payload,
+            tail,
+        )
+    )
+    return Segment(message, _FIRST, _NO_DETAIL)
