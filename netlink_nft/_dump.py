@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import errno as errno_codes
 import struct
+from collections import Counter
 from collections.abc import Callable
 
 from netlink_nft import _objects, _sets, _tlv
@@ -41,7 +42,7 @@ DUMP_ATTEMPTS = 20
 
 
 class _Torn(Exception):
-    """The kernel flagged a dump reply NLM_F_DUMP_INTR."""
+    """The read is not consistent: the reason is the exception's message."""
 
 
 def dump_table(
@@ -55,14 +56,17 @@ def dump_table(
 
     Consistent: read again (up to `attempts` times in all; `on_retry` is told why each time) while a concurrent
     change interrupts the read (a table deleted mid-read is read again, and then reported as None);
-    `DumpInterrupted` if none of the attempts was consistent.
+    `DumpInterrupted` if none of the attempts was consistent. A set whose elements come in several replies is
+    read twice and must read the same: the kernel resumes such a dump by position, and a hash table resizing in
+    the background (after a large insert or delete) reorders it without changing the generation, so a single
+    read could miss or repeat elements (a torn dump the daemon's drift repair would take for drift).
     """
     for _ in range(attempts):
         before = nft.genid()
         try:
             result = _read_table(nft, table)
-        except _Torn:
-            reason = "a dump reply was flagged NLM_F_DUMP_INTR"
+        except _Torn as exc:
+            reason = str(exc)
         except OSError as exc:  # the table itself answered, so ENOENT means it (or a set) vanished mid-read
             if exc.errno != errno_codes.ENOENT:
                 raise
@@ -99,6 +103,11 @@ def _read_table(nft: NftSocket, table: Table) -> Ruleset | None:
         except (KeyError, ValueError, IndexError, struct.error):  # elements we do not model (a catch-all, say):
             spec = spec._replace(key=(opaque(0, spec.key_len),))  # keep the set, never equal to ours
             elements = []
+        else:
+            if len(lists) > 1 and Counter(elements) != Counter(
+                _sets.decode_elements(spec, _element_lists(nft, table, spec.name))
+            ):
+                raise _Torn(f"set {spec.name}: two reads of its elements differ (a hash table resized mid-dump)")
         if spec.anonymous:
             anonymous[spec.name] = AnonymousSet(spec.key, tuple(elements), spec.interval, spec.data)
         else:
@@ -113,7 +122,7 @@ def _read_table(nft: NftSocket, table: Table) -> Ruleset | None:
 def _request(nft: NftSocket, kind: int, family: int, attrs: bytes, *, dump: bool = True) -> list[Reply]:
     result = nft.dump(kind, family, attrs, dump=dump)
     if result.interrupted:
-        raise _Torn
+        raise _Torn("a dump reply was flagged NLM_F_DUMP_INTR")
     return result.replies
 
 
