@@ -167,8 +167,9 @@ class Elements(Sequence[E]):
         the other by ``spliced``), it costs the number of chunks plus the elements of the chunks they do not
         share; between versions that share none (built apart), one pass over the elements."""
         a, b = self._chunks, other._chunks
-        if set(map(id, a)).isdisjoint(map(id, b)):  # built apart: comparing chunks would only add work
-            return sorted_diff(tuple(self), tuple(other))
+        probes = ((0, 0), (len(a) // 2, len(b) // 2), (-1, -1)) if a and b else ()
+        if not any(a[i] is b[j] for i, j in probes) and set(map(id, a)).isdisjoint(map(id, b)):
+            return sorted_diff(tuple(self), tuple(other))  # built apart: comparing chunks would only add work
         mine, theirs = sorted_diff(a, b)
         return sorted_diff(tuple(chain.from_iterable(mine)), tuple(chain.from_iterable(theirs)))
 
