@@ -136,12 +136,13 @@ class _ChainBuilder:
 
 
 class _RulePeers(NamedTuple):
-    """One rule's peers on one network, v4 and v6: ipBlock intervals (merged), and the selected pods' addresses as
-    hash-set elements (``Snapshot.peer_addresses``: chunked, patched from one snapshot to the next)."""
+    """One rule's peers on one network, v4 and v6: ipBlock intervals (merged), the selected pods' addresses as
+    hash-set elements (``Snapshot.peer_addresses``: chunked, patched from one snapshot to the next), and the
+    rule's selector peers they come from."""
 
     blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]]
     pods: tuple[Elements[Element], Elements[Element]]
-    has_selector: bool
+    selectors: tuple[SelectorPeer, ...]
 
 
 def _rule_peers(
@@ -152,15 +153,13 @@ def _rule_peers(
     found = snapshot.memo.get(key)
     if found is None:
         blocks: tuple[list[Interval], list[Interval]] = ([], [])
-        selectors: list[SelectorPeer] = []
         for peer in rule.peers or ():
             if isinstance(peer, IPBlockPeer):
                 blocks[0].extend(peer.v4)
                 blocks[1].extend(peer.v6)
-            else:
-                selectors.append(peer)
-        pods = snapshot.peer_addresses(policy.namespace, tuple(selectors), network) if selectors else _NO_PODS
-        found = snapshot.memo[key] = _RulePeers((merge(blocks[0]), merge(blocks[1])), pods, bool(selectors))
+        selectors = tuple(p for p in rule.peers or () if isinstance(p, SelectorPeer))
+        pods = snapshot.peer_addresses(policy.namespace, selectors, network) if selectors else _NO_PODS
+        found = snapshot.memo[key] = _RulePeers((merge(blocks[0]), merge(blocks[1])), pods, selectors)
     return cast(_RulePeers, found)
 
 
@@ -175,12 +174,10 @@ def _named_egress_elements(
 ) -> tuple[Elements[Element], Elements[Element]]:
     """(address . port) elements of destination pods on ``network`` that the rule's peers allow and that serve one
     of ``names`` over ``protocol`` (§2.5.35: egress named ports resolve per destination pod)."""
-    selectors: tuple[SelectorPeer, ...] | None = None
-    blocks: tuple[tuple[Interval, ...], tuple[Interval, ...]] = ((), ())
-    if rule.peers is not None:
-        selectors = tuple(p for p in rule.peers if isinstance(p, SelectorPeer))
-        blocks = _rule_peers(snapshot, policy, Direction.EGRESS, index, rule, network).blocks
-    return snapshot.named_egress((policy.namespace, selectors, blocks, network, protocol, names))
+    if rule.peers is None:  # every owner of the ports
+        return snapshot.named_egress((policy.namespace, None, ((), ()), network, protocol, names))
+    peers = _rule_peers(snapshot, policy, Direction.EGRESS, index, rule, network)
+    return snapshot.named_egress((policy.namespace, peers.selectors, peers.blocks, network, protocol, names))
 
 
 def _port_part(
@@ -238,12 +235,12 @@ def _rule_rules(
         # interval set's commit grows with its size), and selector peers always get both families, so that churn
         # never changes the structure.
         peers = _rule_peers(snapshot, policy, direction, index, rule, network)
-        families = tuple(fam for i, fam in enumerate(_FAMILIES) if peers.blocks[i] or peers.has_selector)
+        families = tuple(fam for i, fam in enumerate(_FAMILIES) if peers.blocks[i] or peers.selectors)
         addr_matches = []
         for i, (family, key_type) in enumerate(_FAMILIES if port_matches else ()):
             for interval, elements, wanted in (
                 (True, tuple((iv,) for iv in peers.blocks[i]), bool(peers.blocks[i])),
-                (False, peers.pods[i], peers.has_selector),
+                (False, peers.pods[i], bool(peers.selectors)),
             ):
                 if wanted:
                     name = builder.add_set((key_type,), interval, elements)
