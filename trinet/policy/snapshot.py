@@ -356,16 +356,15 @@ class Snapshot:
     def _egress_pairs(self, key: NamedEgressKey, family: int, address: int | None) -> list[Element]:
         """The sorted elements of ``key``'s set in ``family``: all, or those of one ``address``."""
         policy_namespace, selectors, blocks, network, protocol, names = key
+        asked: tuple[Interval, ...] = ((0, 1 << 128),) if address is None else ((address, address),)
         if selectors is None:  # no peers field: every owner of the ports
-            admitted: tuple[Interval, ...] = ((0, 1 << 128),)
-        elif address is not None:  # one address: is it admitted?
+            admitted = asked
+        else:
             pods = self.peer_addresses(policy_namespace, selectors, network)[family] if selectors else ()
-            admitted = ((address, address),) if _within(blocks[family], address) or ((address,) * 2,) in pods else ()
-        else:  # everything the peers admit, merged
-            pods = self.peer_addresses(policy_namespace, selectors, network)[family] if selectors else ()
-            admitted = merge([*blocks[family], *(iv for (iv,) in pods)])
-        if address is not None:
-            admitted = tuple((max(lo, address), min(hi, address)) for lo, hi in admitted if lo <= address <= hi)
+            if address is not None:  # one address: is it admitted?
+                admitted = asked if _within(blocks[family], address) or ((address,) * 2,) in pods else ()
+            else:  # everything the peers admit, merged
+                admitted = merge([*blocks[family], *(iv for (iv,) in pods)])
         pairs: set[_Pair] = set()
         for name in names:
             served = self.named_ports(network, protocol, name)[family]
