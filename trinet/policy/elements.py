@@ -15,10 +15,9 @@ is not a tuple: no ``+``, no ordering comparisons, and ``isinstance(x, tuple)`` 
 
 from __future__ import annotations
 
-import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, islice
+from itertools import chain, islice, pairwise
 from operator import itemgetter
 from typing import Any, TypeVar, overload
 
@@ -76,25 +75,30 @@ class Elements(Sequence[E]):
             index -= len(chunk)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def __contains__(self, element: object) -> bool:
+    def _locate(self, element: object) -> tuple[int, int] | None:
+        """(chunk index, index in the chunk) of ``element``, None if absent."""
         try:
             i = bisect_right(self._firsts, element) - 1  # type: ignore[call-overload]
             if i < 0:
-                return False
+                return None
             chunk = self._chunks[i]
             j = bisect_left(chunk, element)  # type: ignore[call-overload]
         except TypeError:  # not comparable with the elements: not one of them (as with a tuple)
-            return False
-        return j < len(chunk) and bool(chunk[j] == element)
+            return None
+        return (i, j) if j < len(chunk) and chunk[j] == element else None
+
+    def __contains__(self, element: object) -> bool:
+        return self._locate(element) is not None
 
     def __reversed__(self) -> Iterator[E]:
         return chain.from_iterable(map(reversed, reversed(self._chunks)))
 
     def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
         """The position of ``value`` (``ValueError`` if absent), found by binary search."""
-        if value in self:
-            i = bisect_right(self._firsts, value) - 1
-            position = sum(map(len, self._chunks[:i])) + bisect_left(self._chunks[i], value)
+        found = self._locate(value)
+        if found is not None:
+            i, j = found
+            position = sum(map(len, self._chunks[:i])) + j
             if start <= position and (stop is None or position < stop):
                 return position
         raise ValueError(f"{value!r} is not in the elements")
@@ -153,7 +157,7 @@ class Elements(Sequence[E]):
             pieces.extend(chunks[start:i])
             start = i + 1
             edited = edits[i]
-            if pieces and len(edited) < CHUNK // 4:  # too short: joins the chunk before it
+            if pieces and 0 < len(edited) < CHUNK // 4:  # too short: joins the chunk before it (an empty one goes)
                 edited = [*pieces.pop(), *edited]
             if len(edited) > 2 * CHUNK:  # too long: parts of CHUNK / 2 .. CHUNK elements
                 pieces.extend(_parts(tuple(edited)))
@@ -178,4 +182,4 @@ def _parts(flat: tuple[E, ...]) -> Iterator[tuple[E, ...]]:
     """``flat`` cut into chunks of equal length (within one), CHUNK at most: CHUNK / 2 at least unless shorter."""
     count = max(1, -(-len(flat) // CHUNK))
     cuts = [len(flat) * k // count for k in range(count + 1)]
-    return (flat[a:b] for a, b in itertools.pairwise(cuts) if b > a)
+    return (flat[a:b] for a, b in pairwise(cuts) if b > a)
