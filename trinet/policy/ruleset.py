@@ -76,11 +76,16 @@ IfField = Literal["iifname", "oifname"]
 KeyType = Literal["ipv4_addr", "ipv6_addr", "inet_service"]
 
 
-class _V(msgspec.Struct, frozen=True, array_like=True, tag=True, weakref=True, cache_hash=True):
-    """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous; weakly
-    referenceable, so that memos keyed by them (``to_netlink``) live only as long as the values. The hash is
+class _V(msgspec.Struct, frozen=True, array_like=True, tag=True, cache_hash=True, gc=False):
+    """Base of all model values: immutable, hashable; tagged so the encoded form is unambiguous. The hash is
     computed once per value: ``compile`` shares a chain and its sets between the pods that have the same one, and
-    every memo look-up of a shared value then costs no more than an identity check."""
+    every memo look-up of a shared value then costs no more than an identity check.
+
+    Not tracked by the cyclic garbage collector (``gc=False``): a value holds only other values, tuples, numbers,
+    strings and ``Elements`` (tuples of numbers), never anything that could lead back to it, so it cannot be part
+    of a reference cycle, and compiling a node's pods leaves tens of thousands of them alive, which the collector
+    would otherwise traverse again and again (a fifth of a start-up's time, ``bench_policy_compile.py --split``).
+    msgspec does not allow weak references to such values: the memos of ``to_netlink`` hold them and sweep."""
 
 
 class NfProto(_V, frozen=True):

@@ -8,6 +8,7 @@ import ipaddress
 import sys
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -109,12 +110,16 @@ def test_other_names_are_not_interface_chains() -> None:
 
 def _memo_entries() -> int:
     gc.collect()
+    mapping.sweep()
     return mapping.memo_entries()
 
 
-def test_memos_hold_only_what_live_rulesets_hold() -> None:
+def test_memos_hold_only_what_live_rulesets_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mapping a thousand different rulesets one after the other, keeping only the last (as the daemon keeps what
-    it installed), leaves the memos as large as after the first: bounded by what is alive, not by history."""
+    it installed), leaves the memos as large as after the first: bounded by what is alive, not by history, and
+    never more than twice that (plus the floor) in between, by the sweeps ``to_netlink`` runs itself."""
+    monkeypatch.setattr(mapping, "_SWEEP_FLOOR", 100)  # so that the thousand rulesets sweep several times
+    monkeypatch.setattr(mapping._GROWTH, "limit", 100)
     spec = {"ingress": [FROM_A], "egress": [{"ports": [{"port": 1}]}]}
     world = cluster(server(spec))
     gc.collect()
@@ -123,12 +128,28 @@ def test_memos_hold_only_what_live_rulesets_hold() -> None:
     to_netlink(kept, 1)
     one = _memo_entries() - before
     assert one > 0
+    most = sweeps = 0
     for port in range(2, 1002):
         kept = cluster(server({"ingress": [FROM_A], "egress": [{"ports": [{"port": port}]}]})).ruleset("ns/s")
         to_netlink(kept, 1 + port % 2)
+        sweeps += mapping._GROWTH.added == 0
+        most = max(most, mapping.memo_entries())
+    assert sweeps >= 10
+    assert most <= 2 * max(100, before + one) + one
     assert _memo_entries() - before <= 2 * one
     del kept, world
     assert _memo_entries() == before
+
+
+def test_a_sweep_keeps_what_live_rulesets_hold() -> None:
+    """A sweep drops only values nothing else holds: a live ruleset maps to the very same netlink objects after
+    it (a sweep that dropped live values would cost a start-up's mapping again at every sweep)."""
+    first = to_netlink(ONE, 1)
+    mapping.sweep()
+    again = to_netlink(ONE, 1)
+    assert first.chains and first.sets and first.rules
+    for old, new in ((first.chains, again.chains), (first.sets, again.sets), (first.rules, again.rules)):
+        assert all(a is b for a, b in zip(old, new, strict=True))
 
 
 def test_memos_drop_the_places_of_values_no_longer_alive() -> None:
@@ -141,7 +162,7 @@ def test_memos_drop_the_places_of_values_no_longer_alive() -> None:
     mapped = [to_netlink(ruleset) for ruleset in kept]
     assert len(mapping._RULES._places) == before + 50
     del kept, rule, mapped
-    gc.collect()
+    mapping.sweep()
     assert len(mapping._RULES._places) == before
 
 

@@ -4,11 +4,12 @@ Every policy value has exactly one netlink counterpart (see ``ruleset.py``); the
 nfproto`` before ``ip saddr``, ``meta l4proto`` before ``icmp type``) are inserted by ``netlink_nft.rule``. Ports
 use the transport-header field (``th dport``) because our rules always match ``meta l4proto`` first.
 
-The same policy on the same interface gives equal rules and sets in many pods, so mapped values are memoised. Each
-memo is keyed *weakly* by the policy value: an entry lives only while some ruleset holding an equal value is alive
-(the daemon keeps the rulesets it installed), so the memos are bounded by what is installed now, never by history.
-Mapped values are shared between pods, so netlink_nft sees the same ``Rule`` and ``Set`` objects again and again.
-The memos are plain dictionaries: call from one thread (the daemon maps on its trio thread).
+The same policy on the same interface gives equal rules and sets in many pods, so mapped values are memoised by
+policy value. An entry lives while some ruleset holding its value is alive (the daemon keeps the rulesets it
+installed): ``sweep`` drops the others, and runs whenever the memos have doubled, so they are bounded by what is
+installed now, never by history. Mapped values are shared between pods, so netlink_nft sees the same ``Rule`` and
+``Set`` objects again and again. The memos are plain dictionaries: call from one thread (the daemon maps on its
+trio thread).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import ipaddress
 import operator
 import sys
-import weakref
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Generic, Literal, TypeVar, assert_never
 
 import netlink_nft as nl
@@ -25,7 +26,7 @@ from trinet.policy import ruleset as pm
 from trinet.policy.ipblock import Interval, to_prefixes
 from trinet.policy.to_netlink.generations import suffix
 
-__all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "memo_entries", "set_definition", "to_netlink"]
+__all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "memo_entries", "set_definition", "sweep", "to_netlink"]
 
 TH_SPORT = nl.Field("th sport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 0, nl.INET_SERVICE.length))
 TH_DPORT = nl.Field("th dport", nl.INET_SERVICE, nl.Payload(nl.PayloadBase.TRANSPORT, 2, nl.INET_SERVICE.length))
@@ -47,50 +48,65 @@ V = TypeVar("V")
 Place = tuple[str, ...]
 
 
-class _Entries(dict[weakref.ref[K], V]):
-    """The memo of one place: mapped values by a weak reference to their policy value, looked up with
-    ``entries.get(weakref.ref(value))`` (a reference compares and hashes as its referent) and added with ``_put``.
-    An entry lives only while a policy value equal to its key does: its reference's callback drops it, and drops
-    the place itself from its memo when it was the last entry."""
-
-    __slots__ = ("remove",)
-    remove: Callable[[weakref.ref[K]], None]
-
-
 class _Memo(Generic[K, V]):
     """Mapped values by place (table, chain, generation suffix: what the netlink value depends on beside the
-    policy value) and policy value. What ``weakref.WeakKeyDictionary`` does, without its Python-level ``get`` on
-    the hot path: a caller takes the entries of its place once (``at``), then looks values up in a plain dict."""
+    policy value) and policy value. A caller takes the entries of its place once (``at``), then looks values up
+    in a plain dict and adds them with ``_put``.
+
+    The memo holds its policy values (they cannot be referenced weakly: ``ruleset._V``); ``_sweep`` drops the
+    entries whose value nothing outside the memos holds any more, and the places left empty."""
 
     __slots__ = ("_places",)
 
     def __init__(self) -> None:
-        self._places: dict[Place, _Entries[K, V]] = {}
+        self._places: dict[Place, dict[K, V]] = {}
 
-    def at(self, place: Place) -> _Entries[K, V]:
+    def at(self, place: Place) -> dict[K, V]:
         found = self._places.get(place)
         if found is None:
-            found = self._places[place] = self._entries(place)
+            found = self._places[place] = {}
         return found
 
-    def _entries(self, place: Place) -> _Entries[K, V]:
+    def _sweep(self) -> None:
         places = self._places
-        entries: _Entries[K, V] = _Entries()
-
-        def remove(ref: weakref.ref[K]) -> None:  # the key died: nothing can look its entry up any more
-            entries.pop(ref, None)
-            if not entries and places.get(place) is entries:
+        copies = Counter(id(key) for entries in places.values() for key in entries)  # one per place holding it
+        for place, entries in list(places.items()):
+            held = _holders(entries)
+            for key in [k for k, n in zip(entries, held, strict=True) if n - copies[id(k)] < _UNHELD]:
+                del entries[key]
+            if not entries:
                 del places[place]
-
-        entries.remove = remove
-        return entries
 
     def __len__(self) -> int:
         return sum(map(len, self._places.values()))
 
 
-def _put(entries: _Entries[K, V], key: K, value: V) -> V:
-    entries[weakref.ref(key, entries.remove)] = value
+def _holders(keys: Iterable[object]) -> list[int]:
+    """The reference count of each key, read the same way for every memo and for the probe of ``_UNHELD``."""
+    return [sys.getrefcount(key) for key in keys]
+
+
+_UNHELD = _holders({object(): None})[0]  # what ``_holders`` reads for a key that only its memo holds
+_SWEEP_FLOOR = 4_096  # entries added before the first sweep (a start-up maps a few thousand values)
+
+
+class _Growth:
+    """Entries added to the memos since the last sweep (``added``), and how many make the next one (``limit``: as
+    many as the last sweep left, at least ``_SWEEP_FLOOR``)."""
+
+    __slots__ = ("added", "limit")
+
+    def __init__(self) -> None:
+        self.added = 0
+        self.limit = _SWEEP_FLOOR
+
+
+_GROWTH = _Growth()
+
+
+def _put(entries: dict[K, V], key: K, value: V) -> V:
+    entries[key] = value
+    _GROWTH.added += 1
     return value
 
 
@@ -100,7 +116,18 @@ _CHAINS: _Memo[pm.Chain, tuple[nl.Chain, tuple[nl.Rule, ...]]] = _Memo()
 _SETS: _Memo[pm.Set, nl.Set] = _Memo()
 _MAPS: _Memo[pm.VerdictMap, nl.Set] = _Memo()
 _TABLES: dict[str, nl.Table] = {}  # one object per table name: rulesets check their objects' table by identity
-_ref = weakref.ref
+
+
+def sweep() -> None:
+    """Drop every mapped value whose policy value nothing outside the memos holds any more. Containers first
+    (a chain's entry holds its rules, a rule's its matches), so one sweep frees a dead ruleset whole. ``to_netlink``
+    runs it whenever the memos have grown by as many entries as the last sweep left (and at least
+    ``_SWEEP_FLOOR``), so they hold at most twice what live rulesets hold, plus the floor, at a cost per entry
+    added that does not grow with their size."""
+    for memo in (_CHAINS, _SETS, _MAPS, _RULES, _MATCHES):
+        memo._sweep()
+    _GROWTH.added = 0
+    _GROWTH.limit = max(_SWEEP_FLOOR, memo_entries())
 
 
 def memo_entries() -> int:
@@ -190,7 +217,7 @@ def _verdict(verdict: pm.Verdict) -> nl.Verdict | nl.Match:
 
 
 def _rule(
-    table: nl.Table, chain: str, rule: pm.Rule, end: str, matches: _Entries[pm.Match, nl.Match] | None = None
+    table: nl.Table, chain: str, rule: pm.Rule, end: str, matches: dict[pm.Match, nl.Match] | None = None
 ) -> nl.Rule:
     """The netlink rule of ``rule`` in ``chain`` (not memoised: see ``_chain``); ``matches``: the match memo of
     ``end``, if the caller has it."""
@@ -198,7 +225,7 @@ def _rule(
         matches = _MATCHES.at((end,))
     parts: list[nl.Match | nl.Verdict | nl.Expr] = []
     for m in rule.matches:
-        found = matches.get(_ref(m))
+        found = matches.get(m)
         parts.append(_put(matches, m, _match(m, end)) if found is None else found)
     if rule.counter:
         parts.append(nl.Counter())
@@ -215,7 +242,7 @@ def _chain(table: nl.Table, chain: pm.Chain, end: str) -> tuple[nl.Chain, tuple[
     matches = _MATCHES.at((end,))
     rules = []
     for r in chain.rules:
-        found = memo.get(_ref(r))
+        found = memo.get(r)
         rules.append(_put(memo, r, _rule(table, chain.name, r, end, matches)) if found is None else found)
     return made, tuple(rules)
 
@@ -298,7 +325,7 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
     chains: list[nl.Chain] = []
     rules: list[nl.Rule] = []
     for c in src.chains:
-        found = chain_memo.get(_ref(c))
+        found = chain_memo.get(c)
         if found is None:
             found = _put(chain_memo, c, _chain(table, c, end))
         chains.append(found[0])
@@ -306,10 +333,12 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
     set_memo = _SETS.at(place)
     sets: list[nl.Set] = []
     for s in src.sets:
-        made = set_memo.get(_ref(s))
+        made = set_memo.get(s)
         sets.append(_put(set_memo, s, _set(table, s, end)) if made is None else made)
     map_memo = _MAPS.at((table.name,))
     for m in src.maps:
-        made = map_memo.get(_ref(m))
+        made = map_memo.get(m)
         sets.append(_put(map_memo, m, _map(table, m)) if made is None else made)
+    if _GROWTH.added > _GROWTH.limit:
+        sweep()
     return nl.Ruleset(table, tuple(chains), tuple(sets), tuple(rules))
