@@ -45,7 +45,7 @@ def _json_problem(exc: Exception) -> str:
     return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
-class NetworkSelection(msgspec.Struct, frozen=True):
+class NetworkSelection(msgspec.Struct, frozen=True, gc=False):
     """One item of the pod's ``networks`` annotation, namespace already defaulted."""
 
     namespace: str
@@ -57,7 +57,7 @@ class NetworkSelection(msgspec.Struct, frozen=True):
         return f"{self.namespace}/{self.name}"
 
 
-class NetworkStatusEntry(msgspec.Struct, frozen=True):
+class NetworkStatusEntry(msgspec.Struct, frozen=True, gc=False):
     """One item of ``network-status``: name as written, interface, addresses as ``(version, integer)``."""
 
     name: str
@@ -66,13 +66,13 @@ class NetworkStatusEntry(msgspec.Struct, frozen=True):
     default: bool = False
 
 
-class _RawSelection(msgspec.Struct):
+class _RawSelection(msgspec.Struct, gc=False):
     name: str
     namespace: str | None = None
     interface: str | None = None
 
 
-class _RawStatus(msgspec.Struct):
+class _RawStatus(msgspec.Struct, gc=False):
     name: str = ""
     interface: str = ""
     ips: list[str] | None = None

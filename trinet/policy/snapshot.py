@@ -47,7 +47,7 @@ def pod_key(pod: Pod) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
 
-class Attachment(msgspec.Struct, frozen=True):
+class Attachment(msgspec.Struct, frozen=True, gc=False):
     """One secondary-network interface of a pod, as network-status reports it."""
 
     ifname: str
@@ -57,8 +57,10 @@ class Attachment(msgspec.Struct, frozen=True):
     v6: tuple[int, ...]
 
 
-class PodInfo(msgspec.Struct, frozen=True):
-    """What the policy core needs of a pod, parsed once."""
+class PodInfo(msgspec.Struct, frozen=True, gc=False):
+    """What the policy core needs of a pod, parsed once. Like the API objects (``trinet.objects``) and the policy
+    model (``ruleset._V``), it and its attachments are left out of the cyclic collector's work: they hold only
+    strings, numbers, tuples and the pod's label mapping, so they cannot be part of a reference cycle."""
 
     key: str
     namespace: str

@@ -214,6 +214,20 @@ def test_elements_of_every_key_shape() -> None:
     )
 
 
+def test_sets_holding_one_address_share_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An address in several sets is one value (made once); the addresses kept for that are bounded."""
+    v4 = int(ipaddress.IPv4Address("10.0.0.1"))
+    one = pm.Set("a", ("ipv4_addr",), False, (((v4, v4),),))
+    pair = pm.Set("b", ("ipv4_addr", "inet_service"), False, (((v4, v4), (80, 80)),))
+    (a,), (b,) = mapping.elements(one, one.elements), mapping.elements(pair, pair.elements)
+    assert a.key == ipaddress.IPv4Address(v4) and a.key is b.key[0]
+    monkeypatch.setattr(mapping, "_KNOWN_LIMIT", 10)
+    many = pm.Set("c", ("ipv4_addr",), False, tuple(((v4 + i, v4 + i),) for i in range(20)))
+    mapping.elements(many, many.elements)
+    mapping.elements(one, one.elements)
+    assert len(mapping._KNOWN["ipv4_addr"]) == 1
+
+
 def test_a_peer_change_maps_only_the_change() -> None:
     """The element path builds set definitions without elements and converts only the changed elements."""
     before = _memo_entries()
