@@ -182,6 +182,7 @@ class Snapshot:
             self._info = {k: v for k, v in previous._info.items() if self.pods.get(k) is v[0]}
         self._peer_addresses: dict[PeerKey, PeerAddresses] = {}
         self._selected: dict[tuple[str, SelectorPeer], dict[str, PodInfo]] = {}
+        self._peer_infos: dict[str, list[PodInfo]] = {}
         self._named: dict[_NamedKey, tuple[list[_Pair], list[_Pair]]] | None = None
         self._named_egress: dict[NamedEgressKey, tuple[Elements[Element], Elements[Element]]] = {}
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
@@ -252,6 +253,7 @@ class Snapshot:
                 egress if addresses is None else self._patched_egress(new, egress_key, egress, addresses)
             )
         new._selected = {}
+        new._peer_infos = {}
         new.memo = {}
         return new
 
@@ -320,11 +322,20 @@ class Snapshot:
             else:
                 namespaces = [ns for ns, lab in labels.items() if peer.namespaces.matches(lab)]
             found = self._selected[key] = {}
+            pods = peer.pods
             for ns in namespaces:
-                for pod_key_, pod in self._pods_by_ns.get(ns, {}).items():
-                    info = self.info(pod)
-                    if info.is_peer and (peer.pods is None or peer.pods.matches(info.labels)):
-                        found[pod_key_] = info
+                for info in self._peers_in(ns):
+                    if pods is None or pods.matches(info.labels):
+                        found[info.key] = info
+        return found
+
+    def _peers_in(self, namespace: str) -> list[PodInfo]:
+        """The pods of ``namespace`` whose addresses count for selector peers (``is_peer``); memoised for this
+        snapshot only, as ``_peer_pods``."""
+        found = self._peer_infos.get(namespace)
+        if found is None:
+            infos = map(self.info, self._pods_by_ns.get(namespace, {}).values())
+            found = self._peer_infos[namespace] = [info for info in infos if info.is_peer]
         return found
 
     def named_ports(
