@@ -8,6 +8,7 @@ address sets) is memoised on first use. Build a new snapshot when the inputs cha
 from __future__ import annotations
 
 import bisect
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -378,12 +379,14 @@ class Snapshot:
                 admitted = asked if _within(blocks[family], address) or ((address,) * 2,) in pods else ()
             else:  # everything the peers admit, merged
                 admitted = merge([*blocks[family], *(iv for (iv,) in pods)])
-        pairs: set[_Pair] = set()
+        pairs: list[_Pair] = []
         for name in names:
             served = self.named_ports(network, protocol, name)[family]
-            for lo, hi in admitted:
-                pairs.update(served[bisect.bisect_left(served, (lo, -1)) : bisect.bisect_right(served, (hi, 1 << 16))])
-        return [((a, a), (port, port)) for a, port in sorted(pairs)]
+            for lo, hi in admitted:  # sorted and disjoint: the slices come in order
+                pairs += served[bisect.bisect_left(served, (lo, -1)) : bisect.bisect_right(served, (hi, 1 << 16))]
+        if len(names) > 1 or not all(map(operator.lt, pairs, pairs[1:])):  # several lists, or one pair twice
+            pairs = sorted(set(pairs))
+        return [((a, a), (port, port)) for a, port in pairs]
 
 
 def _persistent(pods: Mapping[str, Pod]) -> Map[str, Pod]:
