@@ -18,7 +18,16 @@ from tests.unit.policy.test_property_oracle import worlds
 from tests.unit.policy.test_semantics import FROM_A, cluster, net1, server
 from trinet.policy import ruleset as pm
 from trinet.policy.compile import Direction, _chain_name, chain_interface
-from trinet.policy.to_netlink import Installed, adopt, drop_counters, mapping, to_netlink, transaction, versioned
+from trinet.policy.to_netlink import (
+    Installed,
+    adopt,
+    drop_counters,
+    mapping,
+    to_netlink,
+    transaction,
+    values,
+    versioned,
+)
 
 ONE = cluster(server({"ingress": [FROM_A]})).ruleset("ns/s")
 TWO = cluster(server({"ingress": [FROM_A], "egress": [{}]})).ruleset("ns/s")
@@ -214,18 +223,27 @@ def test_elements_of_every_key_shape() -> None:
     )
 
 
-def test_sets_holding_one_address_share_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An address in several sets is one value (made once); the addresses kept for that are bounded."""
+def test_sets_holding_one_address_share_its_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An address in several sets is one value, and one element where the element is the same; what is kept for
+    that is bounded, and a port no key can hold is passed on as given (not folded into another pair)."""
     v4 = int(ipaddress.IPv4Address("10.0.0.1"))
     one = pm.Set("a", ("ipv4_addr",), False, (((v4, v4),),))
     pair = pm.Set("b", ("ipv4_addr", "inet_service"), False, (((v4, v4), (80, 80)),))
-    (a,), (b,) = mapping.elements(one, one.elements), mapping.elements(pair, pair.elements)
-    assert a.key == ipaddress.IPv4Address(v4) and a.key is b.key[0]
-    monkeypatch.setattr(mapping, "_KNOWN_LIMIT", 10)
-    many = pm.Set("c", ("ipv4_addr",), False, tuple(((v4 + i, v4 + i),) for i in range(20)))
+    ranges = pm.Set("r", ("ipv4_addr",), True, (((v4, v4 + 9),),))
+    (a,), (b,), (r,) = (mapping.elements(x, x.elements) for x in (one, pair, ranges))
+    assert a.key == ipaddress.IPv4Address(v4) and a.key is b.key[0] is r.key
+    assert mapping.elements(one, one.elements)[0] is a and mapping.elements(pair, pair.elements)[0] is b
+    other_port = pm.Set("c", ("ipv4_addr", "inet_service"), False, (((v4, v4), (81, 81)),))
+    assert mapping.elements(other_port, other_port.elements)[0].key == (a.key, 81)
+    wide = pm.Set("d", ("ipv4_addr", "inet_service"), False, (((v4 - 1, v4 - 1), (1 << 16, 1 << 16)),))
+    assert mapping.elements(wide, wide.elements)[0].key == (ipaddress.IPv4Address(v4 - 1), 1 << 16)
+    monkeypatch.setattr(values, "LIMIT", 10)
+    many = pm.Set("m", ("ipv4_addr",), False, tuple(((v4 + i, v4 + i),) for i in range(20)))
     mapping.elements(many, many.elements)
     mapping.elements(one, one.elements)
-    assert len(mapping._KNOWN["ipv4_addr"]) == 1
+    assert len(values.ADDRESSES["ipv4_addr"]) == 1 and len(values.SINGLES["ipv4_addr"]) == 1
+    mapping.sweep()
+    assert not any(len(recent) for kind in (values.ADDRESSES, values.SINGLES, values.PAIRS) for recent in kind.values())
 
 
 def test_a_peer_change_maps_only_the_change() -> None:

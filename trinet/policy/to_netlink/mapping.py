@@ -18,12 +18,13 @@ import ipaddress
 import operator
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, Literal, TypeVar, assert_never, cast
+from collections.abc import Iterable, Sequence
+from typing import Generic, Literal, TypeVar, assert_never
 
 import netlink_nft as nl
 from trinet.policy import ruleset as pm
 from trinet.policy.ipblock import Interval, to_prefixes
+from trinet.policy.to_netlink import values
 from trinet.policy.to_netlink.generations import suffix
 
 __all__ = ["TH_DPORT", "TH_SPORT", "ct_state", "elements", "memo_entries", "set_definition", "sweep", "to_netlink"]
@@ -126,8 +127,7 @@ def sweep() -> None:
     added that does not grow with their size."""
     for memo in (_CHAINS, _SETS, _MAPS, _RULES, _MATCHES):
         memo._sweep()
-    for known in _KNOWN.values():
-        known.clear()
+    values.clear()
     _GROWTH.added = 0
     _GROWTH.limit = max(_SWEEP_FLOOR, memo_entries())
 
@@ -265,50 +265,30 @@ def elements(s: pm.Set, items: Sequence[tuple[Interval, ...]]) -> tuple[nl.SetEl
     if len(key) == 1:
         if key[0] in _NUMBERS:
             return tuple([element(lo, None if lo == hi else hi) for ((lo, hi),) in items])
-        known, make = _addresses(key[0])
+        addresses, singles = values.ADDRESSES[key[0]].fresh(), values.SINGLES[key[0]].fresh()
+        address, single, known = addresses.make, singles.make, addresses.get
         return tuple(
             [
-                element(known.get(lo) or make(lo), None if lo == hi else known.get(hi) or make(hi))
+                (singles.get(lo) or single(lo))
+                if lo == hi
+                else element(known(lo) or address(lo), known(hi) or address(hi))
                 for ((lo, hi),) in items
             ]
         )
     # concatenations hold single values
     if len(key) == 2 and key[1] in _NUMBERS:
-        known, make = _addresses(key[0])
-        return tuple([element((known.get(address) or make(address), port)) for ((address, _), (port, _)) in items])
+        addresses, pairs = values.ADDRESSES[key[0]].fresh(), values.PAIRS[key[0]].fresh()
+        pair, ports = pairs.make, values.PORTS
+        return tuple(
+            [
+                (pairs.get(n := a * ports + p) or pair(n))
+                if 0 <= p < ports
+                else element((addresses.get(a) or addresses.make(a), p))  # no such port: as given (encoding refuses)
+                for ((a, _), (p, _)) in items
+            ]
+        )
     makes = [_KEY_TYPES[k].from_int for k in key]
     return tuple([element(tuple([m(lo) for m, (lo, _) in zip(makes, e, strict=True)])) for e in items])
-
-
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-_KNOWN_LIMIT = 16_384  # addresses kept for sharing; the ones of one large set may exceed it until the next set
-
-
-class _Known(dict[int, _Address]):
-    """The addresses made lately, by number, so that the sets that hold one address share one value (a pod's
-    address is in the peer sets of every policy that selects it: three in four address values of a start-up are
-    such repeats), which spares making it again and the cyclic collector from tracking every copy."""
-
-    __slots__ = ("datatype",)
-
-    def __init__(self, datatype: nl.DataType) -> None:
-        super().__init__()
-        self.datatype = datatype
-
-    def make(self, number: int) -> _Address:
-        value = self[number] = cast(_Address, self.datatype.from_int(number))
-        return value
-
-
-_KNOWN = {name: _Known(_KEY_TYPES[name]) for name in ("ipv4_addr", "ipv6_addr")}
-
-
-def _addresses(key_type: pm.KeyType) -> tuple[_Known, Callable[[int], _Address]]:
-    """The known addresses of ``key_type`` (emptied first once they exceed ``_KNOWN_LIMIT``), and their ``make``."""
-    known = _KNOWN[key_type]
-    if len(known) > _KNOWN_LIMIT:
-        known.clear()
-    return known, known.make
 
 
 def set_definition(table: nl.Table, s: pm.Set, generation: int | None) -> nl.Set:
