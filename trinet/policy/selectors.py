@@ -62,7 +62,10 @@ class Selector(msgspec.Struct, frozen=True):
         for key, value in self.labels:
             if labels.get(key) != value:
                 return False
-        return all(r.matches(labels) for r in self.requirements)
+        for requirement in self.requirements:  # a loop, not all(...): no generator per pod and peer
+            if not requirement.matches(labels):
+                return False
+        return True
 
 
 def compile_selector(selector: LabelSelector, path: str) -> tuple[Selector | None, list[str]]:
