@@ -64,6 +64,9 @@ _BE32 = struct.Struct(">I")
 _HEADER_FIELDS = struct.Struct("=IHH")
 _SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
 _SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)
+_NEWRULE = _SUBSYS | NFT_MSG_NEWRULE
+_EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
+_ATTR_HEADER = struct.Struct("=HH")
 ACK_FLAG_BYTE = 6 if sys.byteorder == "little" else 7  # the byte of nlmsg_flags that holds NLM_F_ACK (0x4)
 
 
@@ -246,14 +249,20 @@ def set_plan(set_: Set) -> SetPlan:
 
 
 class AnonymousSetPlan(_Plan, frozen=True, gc=False):
-    """An anonymous set's messages but its id: NEWSET is `newset_head` + id + `newset_tail`, each NEWSETELEM
-    `elements_head` + id + one of `element_nests`. Kept on the set, per table: rules built from the same match
-    share it."""
+    """An anonymous set's messages (NEWSET, then its NEWSETELEMs) framed once with sequence number 0 and the
+    set's id left out: `pieces` are the bytes around each place the id goes (NEWSET's `NFTA_SET_ID`, each
+    NEWSETELEM's `NFTA_SET_ELEM_LIST_SET_ID`), so the messages under an id are `packed_id.join(pieces)`. Kept on
+    the set, per table: rules built from the same match share it, and binding one is a single join."""
 
-    newset_head: bytes
-    newset_tail: bytes
-    elements_head: bytes
-    element_nests: tuple[bytes, ...]
+    pieces: tuple[bytes, ...]
+    size: int  # of the messages, in bytes
+    offsets: tuple[int, ...]  # where each message starts
+    seq_words: tuple[int, ...]  # each message's sequence number, as an index of 32-bit words
+    details: tuple[str, ...]
+    # the same three for the messages followed by the rule's NEWRULE: a rule with one anonymous set (the usual case)
+    rule_offsets: tuple[int, ...]
+    rule_seq_words: tuple[int, ...]
+    rule_details: tuple[str, ...]
 
 
 class AnonymousLookup(_Plan, frozen=True, gc=False):
@@ -264,64 +273,118 @@ class AnonymousLookup(_Plan, frozen=True, gc=False):
     tail: bytes
 
 
-def _anonymous_plan(table: str, anonymous: AnonymousSet) -> AnonymousSetPlan:
-    plans: dict[str, AnonymousSetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
-    plan = plans.get(table)
+_ID_FIELD = 4  # an id attribute's 4-byte header precedes its value
+_ANONYMOUS_DETAIL = "anonymous set"
+
+
+def _anonymous_plan(table: Table, anonymous: AnonymousSet) -> AnonymousSetPlan:
+    plans: dict[tuple[str, int], AnonymousSetPlan] = anonymous.__dict__.setdefault(_ATTR, {})
+    key = (table.name, table.family)  # the family is in every message's header
+    plan = plans.get(key)
     if plan is None:
-        spec = _sets.SetSpec(table, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True)
+        spec = _sets.SetSpec(
+            table.name, _sets.ANONYMOUS_NAME, anonymous.key, anonymous.interval, True, anonymous.data, True
+        )
         head, tail = _sets.encode_set_parts(spec, _sets.declared_size(spec, anonymous.elements))
-        nests = tuple(_sets.element_list_nests(spec, anonymous.elements))
-        plan = plans[table] = AnonymousSetPlan(head, tail, _sets.element_list_head(spec, None), nests)
+        elements_head = _sets.element_list_head(spec, None)
+        placeholder = _tlv.be32(NFTA_SET_ID, 0)[:_ID_FIELD]
+        element_placeholder = _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, 0)[:_ID_FIELD]
+        # each message cut where its id goes: (framed bytes before the id, bytes after it)
+        cuts = [(frame(NFT_MSG_NEWSET, CREATE, table.family, head + placeholder + bytes(4) + tail), len(head))]
+        for nest in _sets.element_list_nests(spec, anonymous.elements):
+            body = elements_head + element_placeholder + bytes(4) + nest
+            cuts.append((frame(NFT_MSG_NEWSETELEM, CREATE, table.family, body), len(elements_head)))
+        pieces: list[bytes] = []
+        offsets: list[int] = []
+        carry = b""
+        at = 0
+        for message, before in cuts:
+            cut = HEADER_SIZE + before + _ID_FIELD
+            pieces.append(carry + message[:cut])
+            carry = message[cut + 4 :]
+            offsets.append(at)
+            at += len(message)
+        pieces.append(carry)
+        seq_words = tuple((offset + _SEQ_OFFSET) >> 2 for offset in offsets)
+        details = (_ANONYMOUS_DETAIL,) + (_ANONYMOUS_ELEMENTS,) * (len(cuts) - 1)
+        plan = plans[key] = AnonymousSetPlan(
+            tuple(pieces),
+            at,
+            tuple(offsets),
+            seq_words,
+            details,
+            (*offsets, at),
+            (*seq_words, (at + _SEQ_OFFSET) >> 2),
+            (*details, ""),
+        )
     return plan
 
 
-def _anonymous_lookup(table: str, expr: Lookup) -> AnonymousLookup:
+def _anonymous_lookup(table: Table, expr: Lookup) -> AnonymousLookup:
     """Kept on the lookup, per table: a list of ports or types is one shared match (`in_set`)."""
-    kept: dict[str, AnonymousLookup] = expr.__dict__.setdefault(_ATTR, {})
-    found = kept.get(table)
+    kept: dict[tuple[str, int], AnonymousLookup] = expr.__dict__.setdefault(_ATTR, {})
+    key = (table.name, table.family)
+    found = kept.get(key)
     if found is None:
         assert isinstance(expr.set, AnonymousSet)
         head, tail = expr.encode_bound_parts(_sets.ANONYMOUS_NAME)
-        found = kept[table] = AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
+        found = kept[key] = AnonymousLookup(_anonymous_plan(table, expr.set), head, tail)
     return found
 
 
 def bind(
     rule: Rule,
     head: bytes,
-    exprs: list[bytes | AnonymousLookup],
+    parts: list[bytes | AnonymousLookup],
+    anonymous: list[int],
     tail: bytes,
     avoid: AbstractSet[int],
 ) -> Segment:
-    """The segment of a rule with anonymous sets, each created under a new id (none in `avoid`) just before it."""
-    messages: list[tuple[int, int, bytes, str]] = []
-    parts: list[bytes] = []
+    """The segment of a rule whose encoded expressions `parts` hold anonymous lookups at the indexes `anonymous`,
+    each set created under a new id (none in `avoid`) just before the rule: its plan's pieces joined with the id."""
+    out: list[bytes] = []  # the segment's bytes
     ids: list[int] = []
-    for expr in exprs:
-        if type(expr) is bytes:
-            parts.append(expr)
-            continue
-        assert isinstance(expr, AnonymousLookup)
-        set_id = new_set_id()
+    plans: list[AnonymousSetPlan] = []
+    for i in anonymous:
+        lookup = parts[i]
+        assert type(lookup) is AnonymousLookup
+        set_id = next(_ids) % 0xFFFFFFFF + 1  # new_set_id()
         while set_id in avoid or set_id in ids:  # only after the 32-bit counter wrapped
             set_id = new_set_id()
         ids.append(set_id)
-        plan = expr.set
-        newset = plan.newset_head + _tlv.be32(NFTA_SET_ID, set_id) + plan.newset_tail
-        messages.append((NFT_MSG_NEWSET, CREATE, newset, "anonymous set"))
-        elements_head = plan.elements_head + _tlv.be32(NFTA_SET_ELEM_LIST_SET_ID, set_id)
-        for nest in plan.element_nests:
-            messages.append((NFT_MSG_NEWSETELEM, CREATE, elements_head + nest, _ANONYMOUS_ELEMENTS))
-        parts.append(expr.head + _BE32.pack(set_id) + expr.tail)
-    body = head + _tlv.nest(NFTA_RULE_EXPRESSIONS, *parts) + tail
-    messages.append((NFT_MSG_NEWRULE, _APPEND, body, ""))
-    return segment(rule.table.family, messages, tuple(ids))
+        packed = _BE32.pack(set_id)
+        plan = lookup.set
+        plans.append(plan)
+        out.append(packed.join(plan.pieces))
+        parts[i] = lookup.head + packed + lookup.tail
+    expressions = b"".join(parts)  # type: ignore[arg-type]  # all bytes now; 4-byte aligned: no padding
+    size = HEADER_SIZE + len(head) + 4 + len(expressions) + len(tail)
+    out += (
+        _HEADER.pack(size, _NEWRULE, _APPEND, 0, 0, rule.table.family, 0, 0),
+        head,
+        _ATTR_HEADER.pack(4 + len(expressions), _EXPRESSIONS),
+        expressions,
+        tail,
+    )
+    if len(plans) == 1:  # the usual case: the layout is the plan's
+        (plan,) = plans
+        return Segment(b"".join(out), plan.rule_offsets, plan.rule_details, tuple(ids), plan.rule_seq_words)
+    offsets: list[int] = []
+    seq_words: list[int] = []
+    details: list[str] = []
+    at = 0
+    for plan in plans:
+        offsets += [at + offset for offset in plan.offsets]
+        seq_words += [(at >> 2) + word for word in plan.seq_words]
+        details += plan.details
+        at += plan.size
+    offsets.append(at)
+    seq_words.append((at + _SEQ_OFFSET) >> 2)
+    details.append("")
+    return Segment(b"".join(out), tuple(offsets), tuple(details), tuple(ids), tuple(seq_words))
 
 
 _ENCODED = operator.attrgetter("_encoded")
-_NEWRULE = _SUBSYS | NFT_MSG_NEWRULE
-_EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
-_ATTR_HEADER = struct.Struct("=HH")
 
 
 def rule_segment(rule: Rule) -> Segment:
@@ -341,21 +404,24 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
     exprs = d["exprs"]
     # what `encode_expr` keeps on each expression (the matchers share expressions), read in one C-level pass
     parts: list[bytes | AnonymousLookup | None] = list(map(_ENCODED, exprs))
-    anonymous = False
+    anonymous: list[int] = []  # the indexes of the anonymous lookups
     if None in parts:
-        for i, expr in enumerate(exprs):
-            if parts[i] is None:
-                if type(expr) is Lookup and type(expr.set) is not str:
-                    parts[i], anonymous = _anonymous_lookup(table.name, expr), True
-                else:
-                    parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
+        i = -1
+        for _ in range(parts.count(None)):
+            i = parts.index(None, i + 1)
+            expr = exprs[i]
+            if type(expr) is Lookup and type(expr.set) is not str:
+                parts[i] = _anonymous_lookup(table, expr)
+                anonymous.append(i)
+            else:
+                parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
     if d["handle"] is None:
         head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
     else:
         head = _objects.rule_head(rule)
     tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
     if anonymous:
-        return bind(rule, head, parts, tail, avoid)  # type: ignore[arg-type]  # no None left
+        return bind(rule, head, parts, anonymous, tail, avoid)  # type: ignore[arg-type]  # no None left
     # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
     payload = b"".join(parts)  # type: ignore[arg-type]  # all bytes: no None, no anonymous lookup
     size = HEADER_SIZE + len(head) + 4 + len(payload) + len(tail)  # `frame` written out: once per rule

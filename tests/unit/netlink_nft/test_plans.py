@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import struct
 import weakref
 
 import pytest
@@ -31,7 +32,16 @@ from netlink_nft import (
     rule,
     vmap,
 )
-from netlink_nft._const import NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFTA_SET_ID
+from netlink_nft._const import (
+    NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWSET,
+    NFT_MSG_NEWSETELEM,
+    NFTA_SET_ID,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_REQUEST,
+)
 from netlink_nft._elements import AnonymousSet
 from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import encode_expr
@@ -179,3 +189,66 @@ def test_fresh_ids_of_a_rebound_rule_avoid_every_id_of_the_batch(monkeypatch: py
     batch.add_rules([r, r])
     first, second = _set_ids(batch)[:2], _set_ids(batch)[2:]
     assert first == [5, 6] and len(set(second)) == 2 and not set(second) & {5, 6}
+
+
+def _framed(seq: int, messages: list[tuple[int, int, int, bytes]]) -> list[bytes]:
+    """(kind, flags, family, body) messages framed from scratch, numbered from `seq`."""
+    return [
+        struct.pack("=IHHIIBBH", 20 + len(body), NFNL_SUBSYS_NFTABLES << 8 | kind, flags, seq + i, 0, family, 0, 0)
+        + body
+        for i, (kind, flags, family, body) in enumerate(messages)
+    ]
+
+
+def _expected_use(r: Rule, ids: list[int]) -> list[tuple[int, int, int, bytes]]:
+    """A rule's messages encoded from scratch, its anonymous sets (in expression order) under `ids`."""
+    out: list[tuple[int, int, int, bytes]] = []
+    bound: list[bytes] = []
+    create = NLM_F_REQUEST | NLM_F_CREATE
+    pending = iter(ids)
+    for e in r.exprs:
+        if not (isinstance(e, Lookup) and isinstance(e.set, AnonymousSet)):
+            bound.append(encode_expr(e))
+            continue
+        set_id = next(pending)
+        spec = SetSpec(r.table.name, ANONYMOUS_NAME, e.set.key, e.set.interval, True, e.set.data, True)
+        head, tail = encode_set_parts(spec, declared_size(spec, e.set.elements))
+        out.append((NFT_MSG_NEWSET, create, r.table.family, head + _tlv.be32(NFTA_SET_ID, set_id) + tail))
+        for body in encode_element_lists(spec, set_id, e.set.elements):
+            out.append((NFT_MSG_NEWSETELEM, create, r.table.family, body))
+        bound.append(e.encode_bound(ANONYMOUS_NAME, set_id))
+    out.append((NFT_MSG_NEWRULE, create | NLM_F_APPEND, r.table.family, encode_rule(r, bound)))
+    return out
+
+
+def test_anonymous_set_templates_give_the_bytes_of_encoding_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An anonymous set's messages are framed once and its id patched in per binding: several bindings in one
+    batch, ids of every width, a set of several NEWSETELEMs, two sets in one rule, rules bound twice in a batch,
+    and one match in two tables of the same name (the family is in the frame) all give the bytes of encoding each
+    message from scratch."""
+    forced = [0x100, 0x1FF, 0x10203, 0xFFFFFFFF, 0x01000000, 0xFF, 0xFEDCBA98]
+    _forced_ids(monkeypatch, forced)
+    many = [SetElement(0x0A000000 + i) for i in range(5000)]  # 80 kB of elements: two NEWSETELEM messages
+    ports = in_set(TCP_DPORT, [SetElement(22), SetElement(80), SetElement(443)])
+    two = rule(T, "a", in_set(IP_SADDR, many), ports, ACCEPT, comment="two sets")
+    one = rule(T, "a", ports, ACCEPT)
+    other_family = rule(Table(Family.IP6, T.name), "a", ports, ACCEPT)
+    uses = [two, one, two, other_family, one]
+    for round_ in range(2):  # the second batch uses the kept plans and segments
+        batch = Batch()
+        batch.add_rules(uses)
+        ids = _set_ids(batch)
+        assert len(ids) == 7 and len(set(ids)) == 7, "every anonymous set of the batch has an id of its own"
+        if round_ == 0:
+            assert ids == forced
+        expected: list[tuple[int, int, int, bytes]] = []
+        pending = iter(ids)
+        for r in uses:
+            wanted = sum(isinstance(e, Lookup) and isinstance(e.set, AnonymousSet) for e in r.exprs)
+            expected += _expected_use(r, [next(pending) for _ in range(wanted)])
+        assert [(m.kind, m.flags, m.family, m.body) for m in batch.messages] == expected
+        assert sum(m.kind == NFT_MSG_NEWSETELEM for m in batch.messages) == 9  # the 5,000 elements take two each
+        encoded = batch.encode(40)
+        begin, end = encoded.data[:20], encoded.data[-20:]
+        assert encoded.data[20:-20] == b"".join(_framed(41, expected))
+        assert begin[8:12] == struct.pack("=I", 40) and end[8:12] == struct.pack("=I", 41 + len(expected))
