@@ -107,6 +107,8 @@ class Elements(Sequence[E]):
         return int(value in self)
 
     def __eq__(self, other: object) -> bool:
+        if other is self:  # the usual case: sets of the same peers share their elements (msgspec compares fields
+            return True  # with ==, which does not look at identity first)
         if isinstance(other, Elements):
             return self._len == other._len and bool(self._chunks == other._chunks or tuple(self) == tuple(other))
         if isinstance(other, tuple):
