@@ -69,6 +69,12 @@ _HOOKS: tuple[tuple[Direction, Literal["input", "output"], IfField], ...] = (
     (Direction.INGRESS, "input", "iifname"),
     (Direction.EGRESS, "output", "oifname"),
 )
+_DIRECTIONS = tuple(direction for direction, _, _ in _HOOKS)
+_MAP_NAMES = {direction: f"{direction.value}-dispatch" for direction in _DIRECTIONS}
+# The same in every pod's table: one value each, which everything mapped from them shares.
+_BASE_CHAINS = tuple(
+    Chain(hook, (Rule((), Vmap(field, _MAP_NAMES[direction])),), hook=hook) for direction, hook, field in _HOOKS
+)
 
 
 class CustomRules(msgspec.Struct, frozen=True):
@@ -322,7 +328,7 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
         # its networks is, and allows nothing but the preamble: we cannot tell whose peers it should admit.
         networks = {a.network for a in atts}
         contradictory = len(networks) > 1
-        for direction in Direction:
+        for direction in _DIRECTIONS:
             isolating = [p for p in policies if networks & p.networks and direction in p.isolates]
             if not isolating:
                 continue
@@ -338,10 +344,14 @@ def compile(snapshot: Snapshot, pod: Pod, options: CompileOptions = CompileOptio
     # Both base chains and both maps exist whenever anything is enforced, even if one map is empty: base chains
     # are then created once and kept (no hook churn when a first egress policy arrives), and a chain that goes
     # away is only ever referenced by a map element, which an update removes before the chain.
-    maps: list[VerdictMap] = []
-    base: list[Chain] = []
-    for direction, hook, field in _HOOKS:
-        map_name = f"{direction.value}-dispatch"
-        maps.append(VerdictMap(map_name, tuple(dispatch[direction])))
-        base.append(Chain(hook, (Rule((), Vmap(field, map_name)),), hook=hook))
-    return PodRuleset(Table(options.table, tuple(sets), tuple(maps), tuple(base + chains)))
+    maps = tuple(_dispatch_map(snapshot, direction, tuple(dispatch[direction])) for direction in _DIRECTIONS)
+    return PodRuleset(Table(options.table, tuple(sets), maps, _BASE_CHAINS + tuple(chains)))
+
+
+def _dispatch_map(snapshot: Snapshot, direction: Direction, entries: tuple[tuple[str, str], ...]) -> VerdictMap:
+    """The dispatch map of ``direction``, one value per snapshot for pods with the same isolated interfaces."""
+    key = ("dispatch", direction, entries)
+    found = snapshot.memo.get(key)
+    if found is None:
+        found = snapshot.memo[key] = VerdictMap(_MAP_NAMES[direction], entries)
+    return cast(VerdictMap, found)
