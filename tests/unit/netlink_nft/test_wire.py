@@ -52,8 +52,11 @@ from netlink_nft._const import (
     NFTA_CHAIN_HOOK,
     NFTA_CHAIN_POLICY,
     NFTA_HOOK_PRIORITY,
+    NFTA_SET_ELEM_LIST_ELEMENTS,
+    NLA_F_NESTED,
     NLM_F_ACK,
 )
+from netlink_nft._datatypes import INET_PROTO, opaque
 from netlink_nft._errors import InvalidValue
 from netlink_nft._expr import decode_expr, encode_expr
 from netlink_nft._plans import spec_of as _spec
@@ -143,26 +146,46 @@ def test_fast_rbtree_encoding_equals_the_generic_one(elements: list[SetElement])
 
 
 @given(
-    st.sampled_from([(IPV4_ADDR,), (IPV6_ADDR,), (INET_SERVICE,), (IFNAME,), (IPV4_ADDR, INET_SERVICE)]),
+    st.sampled_from(
+        [
+            (IPV4_ADDR,),
+            (IPV6_ADDR,),
+            (INET_SERVICE,),
+            (INET_PROTO,),
+            (IFNAME,),
+            (opaque(250, 6),),
+            (IPV4_ADDR, INET_SERVICE),
+            (IPV6_ADDR, INET_SERVICE),
+            (INET_PROTO, INET_SERVICE),
+            (IFNAME, IPV4_ADDR, INET_PROTO),
+        ]
+    ),
     st.lists(st.integers(0, 2**16 - 1), max_size=600),
 )
 def test_fast_plain_encoding_equals_the_generic_one(key: tuple[DataType, ...], numbers: list[int]) -> None:
     """Sets without intervals or data (up to a few chunks of elements) encode as the generic path does."""
 
     def value(t: DataType, n: int) -> int | str:
-        return f"if{n}" if t is IFNAME else n
+        return f"if{n}" if t is IFNAME else n % 256 if t is INET_PROTO else n
 
     elements = tuple(SetElement(tuple(value(t, n) for t in key) if len(key) > 1 else value(key[0], n)) for n in numbers)
     s = Set(T, "s", key, elements=elements)
-    fast = [b"".join(chunk) for chunk in _sets._plain_chunks(_spec(s), s.elements)]
-    generic = [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
-    assert fast == generic
+    assert _sets._plain_nests(_spec(s), s.elements) == _generic_nests(s)
 
 
 def test_fast_plain_encoding_chunks_as_the_generic_one() -> None:
     s = Set(T, "s", (IPV4_ADDR,), elements=tuple(SetElement(0x0A000000 + n) for n in range(10_000)))
-    fast = [b"".join(chunk) for chunk in _sets._plain_chunks(_spec(s), s.elements)]
-    assert len(fast) > 1 and fast == [b"".join(chunk) for chunk in _sets._chunks(_spec(s), s.elements)]
+    fast = _sets._plain_nests(_spec(s), s.elements)
+    assert len(fast) > 1 and fast == _generic_nests(s)
+
+
+def _generic_nests(s: Set) -> list[bytes]:
+    """The element-list nests of the generic path (one element at a time)."""
+    nests = []
+    for chunk in _sets._chunks(_spec(s), s.elements):
+        payload = b"".join(chunk)
+        nests.append(struct.pack("=HH", 4 + len(payload), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED) + payload)
+    return nests
 
 
 def test_concatenated_keys_pad_each_field_to_four_bytes() -> None:
