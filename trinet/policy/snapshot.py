@@ -184,6 +184,7 @@ class Snapshot:
         self._peer_addresses: dict[PeerKey, PeerAddresses] = {}
         self._selected: dict[tuple[str, SelectorPeer], dict[str, PodInfo]] = {}
         self._peer_infos: dict[str, list[PodInfo]] = {}
+        self._label_index: dict[str, dict[tuple[str, str], list[PodInfo]]] = {}
         self._named: dict[_NamedKey, tuple[list[_Pair], list[_Pair]]] | None = None
         self._named_egress: dict[NamedEgressKey, tuple[Elements[Element], Elements[Element]]] = {}
         self.memo: dict[object, object] = {}  # compile()'s per-snapshot cache of policy-level results
@@ -255,6 +256,7 @@ class Snapshot:
             )
         new._selected = {}
         new._peer_infos = {}
+        new._label_index = {}
         new.memo = {}
         return new
 
@@ -325,10 +327,25 @@ class Snapshot:
             found = self._selected[key] = {}
             pods = peer.pods
             for ns in namespaces:
-                for info in self._peers_in(ns):
-                    if pods is None or pods.matches(info.labels):
+                if pods is None:
+                    found.update((info.key, info) for info in self._peers_in(ns))
+                    continue
+                candidates = self._peers_labelled(ns, pods.labels[0]) if pods.labels else self._peers_in(ns)
+                for info in candidates:
+                    if pods.matches(info.labels):
                         found[info.key] = info
         return found
+
+    def _peers_labelled(self, namespace: str, label: tuple[str, str]) -> list[PodInfo]:
+        """The peer pods of ``namespace`` (``_peers_in``) that carry ``label`` (key, value): a selector with
+        ``matchLabels`` only needs to check those; the index is built once per namespace and snapshot."""
+        index = self._label_index.get(namespace)
+        if index is None:
+            index = self._label_index[namespace] = {}
+            for info in self._peers_in(namespace):
+                for item in info.labels.items():
+                    index.setdefault(item, []).append(info)
+        return index.get(label, [])
 
     def _peers_in(self, namespace: str) -> list[PodInfo]:
         """The pods of ``namespace`` whose addresses count for selector peers (``is_peer``); memoised for this
