@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import repeat
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from netlink_nft._const import NFT_BYTEORDER_BIG, NFT_BYTEORDER_HOST, NFT_DATA_VERDICT
 from netlink_nft._errors import InvalidValue
@@ -20,7 +20,8 @@ from netlink_nft._errors import InvalidValue
 Value = ipaddress.IPv4Address | ipaddress.IPv6Address | int | str
 
 IFNAMSIZ = 16
-_BIG = repeat("big")  # byte order of `int.to_bytes` mapped over values (endless: map stops with the values)
+# the byte order of `int.to_bytes` mapped over values (endless: map stops with the values)
+_BIG: repeat[Literal["big"]] = repeat("big")
 
 
 @dataclass(frozen=True)
