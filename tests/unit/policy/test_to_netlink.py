@@ -150,6 +150,24 @@ def test_memos_hold_only_what_live_rulesets_hold(monkeypatch: pytest.MonkeyPatch
     assert _memo_entries() == before
 
 
+def test_large_sets_weigh_their_elements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set is weighed with its elements, so that dead large sets (a full swap of a pod with many peers leaves
+    its old sets to the next sweep) are swept in proportion to their size: the memos never hold more than twice
+    the live weight plus the floor, counted in elements, not only in entries."""
+    monkeypatch.setattr(mapping, "_SWEEP_FLOOR", 1_000)
+    monkeypatch.setattr(mapping._GROWTH, "limit", 1_000)
+    heaviest = 0
+    for generation in range(50):
+        elements = tuple(((a, a),) for a in range(generation * 1_000, (generation + 1) * 1_000))
+        kept = pm.PodRuleset(pm.Table("t", sets=(pm.Set("s", ("ipv4_addr",), False, elements),)))
+        to_netlink(kept)
+        heaviest = max(heaviest, mapping.memo_weight())
+    assert heaviest <= 2 * (1_000 + 1_001) + 1_001  # floor and one live set (1,001), plus the one just mapped
+    del kept
+    mapping.sweep()
+    assert mapping.memo_weight() < 1_001
+
+
 def test_a_sweep_keeps_what_live_rulesets_hold() -> None:
     """A sweep drops only values nothing else holds: a live ruleset maps to the very same netlink objects after
     it (a sweep that dropped live values would cost a start-up's mapping again at every sweep)."""

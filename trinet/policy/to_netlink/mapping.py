@@ -88,12 +88,14 @@ def _holders(keys: Iterable[object]) -> list[int]:
 
 
 _UNHELD = _holders({object(): None})[0]  # what ``_holders`` reads for a key that only its memo holds
-_SWEEP_FLOOR = 4_096  # entries added before the first sweep (a start-up maps a few thousand values)
+# What the memos hold is weighed in values: one per entry, plus one per element of a set (a set of 100,000 peers
+# weighs as much as 100,000 rules: its elements and their wire form are most of what it costs to keep).
+_SWEEP_FLOOR = 32_768  # weight added before the first sweep (a start-up of a 100-pod node adds a few thousand)
 
 
 class _Growth:
-    """Entries added to the memos since the last sweep (``added``), and how many make the next one (``limit``: as
-    many as the last sweep left, at least ``_SWEEP_FLOOR``)."""
+    """Weight added to the memos since the last sweep (``added``), and how much makes the next one (``limit``: as
+    much as the last sweep left, at least ``_SWEEP_FLOOR``)."""
 
     __slots__ = ("added", "limit")
 
@@ -105,9 +107,9 @@ class _Growth:
 _GROWTH = _Growth()
 
 
-def _put(entries: dict[K, V], key: K, value: V) -> V:
+def _put(entries: dict[K, V], key: K, value: V, weight: int = 1) -> V:
     entries[key] = value
-    _GROWTH.added += 1
+    _GROWTH.added += weight
     return value
 
 
@@ -122,14 +124,19 @@ _TABLES: dict[str, nl.Table] = {}  # one object per table name: rulesets check t
 def sweep() -> None:
     """Drop every mapped value whose policy value nothing outside the memos holds any more. Containers first
     (a chain's entry holds its rules, a rule's its matches), so one sweep frees a dead ruleset whole. ``to_netlink``
-    runs it whenever the memos have grown by as many entries as the last sweep left (and at least
-    ``_SWEEP_FLOOR``), so they hold at most twice what live rulesets hold, plus the floor, at a cost per entry
-    added that does not grow with their size."""
+    runs it whenever the memos have grown by as much weight (entries, and set elements) as the last sweep left,
+    and at least ``_SWEEP_FLOOR``, so they hold at most twice what live rulesets hold, plus the floor, at a cost
+    per value added that does not grow with their size."""
     for memo in (_CHAINS, _SETS, _MAPS, _RULES, _MATCHES):
         memo._sweep()
     values.clear()
     _GROWTH.added = 0
-    _GROWTH.limit = max(_SWEEP_FLOOR, memo_entries())
+    _GROWTH.limit = max(_SWEEP_FLOOR, memo_weight())
+
+
+def memo_weight() -> int:
+    """What the memos hold, weighed as ``sweep`` weighs it: entries, plus the elements of the sets."""
+    return memo_entries() + sum(len(s.elements) for entries in _SETS._places.values() for s in entries)
 
 
 def memo_entries() -> int:
@@ -352,7 +359,7 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
     sets: list[nl.Set] = []
     for s in src.sets:
         made = set_memo.get(s)
-        sets.append(_put(set_memo, s, _set(table, s, end)) if made is None else made)
+        sets.append(_put(set_memo, s, _set(table, s, end), 1 + len(s.elements)) if made is None else made)
     map_memo = _MAPS.at((table.name,))
     for m in src.maps:
         made = map_memo.get(m)
