@@ -62,7 +62,7 @@ class Selector(msgspec.Struct, frozen=True):
         for key, value in self.labels:
             if labels.get(key) != value:
                 return False
-        for requirement in self.requirements:  # a loop, not all(...): no generator per pod and peer
+        for requirement in self.requirements:  # noqa: SIM110 (a loop, not all(): no generator per pod and peer)
             if not requirement.matches(labels):
                 return False
         return True
