@@ -15,8 +15,10 @@ import itertools
 import operator
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from netlink_nft import _objects, _plans, _sets, _tlv
 from netlink_nft._const import (
@@ -207,6 +209,19 @@ class Batch:
     def flush_chain(self, chain: Chain) -> None:
         self._append(_plans.chain_flush_segment(chain), chain)
 
+    def add_chains(self, chains: Iterable[Chain], *, flush: bool = False) -> None:
+        """`add_chain` for each chain, in order, each followed by `flush_chain` with `flush`."""
+        chains = chains if type(chains) is tuple else tuple(chains)
+        parts: list[Segment] = _kept(_plans.kept_chain_segment, _plans.chain_segment, chains)
+        if flush:
+            flushes = _kept(_plans.kept_flush_segment, _plans.chain_flush_segment, chains)
+            self._parts += itertools.chain.from_iterable(zip(parts, flushes, strict=True))
+            self._subjects += itertools.chain.from_iterable(zip(chains, chains, strict=True))
+        else:
+            self._parts += parts
+            self._subjects += chains
+        self._count += len(parts) * 2 if flush else len(parts)  # one message each
+
     # --- sets ----------------------------------------------------------------------------------------------------
 
     def add_set(self, set_: Set, *, flush: bool = False) -> None:
@@ -218,6 +233,16 @@ class Batch:
         self._parts += parts
         self._subjects += (set_,) * len(parts)
         self._count += plan.count + 1 if flush else plan.count
+
+    def add_sets(self, sets: Iterable[Set], *, flush: bool = False) -> None:
+        """`add_set` for each set, in order."""
+        sets = sets if type(sets) is tuple else tuple(sets)
+        plans: list[_plans.SetPlan] = _kept(_plans.kept_plan, _plans.set_plan, sets)
+        self._set_ids.update(itertools.chain.from_iterable(map(_CREATED_IDS, plans)))
+        parts = _kept(_FLUSHED_PARTS, _flushed_parts, plans) if flush else list(map(_PARTS, plans))
+        self._parts += itertools.chain.from_iterable(parts)
+        self._subjects += itertools.chain.from_iterable(map(itertools.repeat, sets, map(len, parts)))
+        self._count += sum(map(_COUNT, plans)) + (len(plans) if flush else 0)
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -251,25 +276,18 @@ class Batch:
 
     def add_rules(self, rules: Iterable[Rule]) -> None:
         """`add_rule` for each rule, in order; nothing is added if one of them cannot be encoded."""
-        parts: list[Segment] = []
-        added: list[Rule] = []
-        ids: set[int] = set()
-        used = self._set_ids
-        count = 0
-        for rule in rules:
-            part = _plans.rule_segment(rule)
-            if part.set_ids:
-                if not (used.isdisjoint(part.set_ids) and ids.isdisjoint(part.set_ids)):
-                    # an anonymous set binds to one rule: this use gets sets of its own
-                    part = _plans.rebound(rule, used | ids)
-                ids.update(part.set_ids)
-            parts.append(part)
-            added.append(rule)
-            count += len(part.offsets)
+        rules = rules if type(rules) is tuple else tuple(rules)
+        parts: list[Segment] = _kept(_plans.kept_plan, _plans.rule_segment, rules)
+        ids = list(itertools.chain.from_iterable(map(_SET_IDS, parts)))
+        if ids:
+            used = self._set_ids
+            if not used.isdisjoint(ids) or len(set(ids)) < len(ids):
+                parts = _rebound(rules, parts, used)
+                ids = list(itertools.chain.from_iterable(map(_SET_IDS, parts)))
+            used.update(ids)
         self._parts += parts
-        self._subjects += added
-        self._count += count
-        used |= ids
+        self._subjects += rules
+        self._count += sum(map(len, map(_OFFSETS, parts)))
 
     def delete_rule(self, rule: Rule) -> None:
         """Delete one rule by its kernel handle (as read back by a dump)."""
@@ -308,6 +326,47 @@ class Batch:
                     data[position + offset] |= NLM_F_ACK
                 position += len(part.data)
         return EncodedBatch(bytes(data), seq, parts, tuple(self._subjects), count, ack_each)
+
+
+_T = TypeVar("_T")
+_P = TypeVar("_P")
+_SET_IDS = operator.attrgetter("set_ids")
+_OFFSETS = operator.attrgetter("offsets")
+_CREATED_IDS = operator.attrgetter("create.set_ids")
+_FLUSHED_PARTS = operator.attrgetter("made_flushed_parts")
+_PARTS = operator.attrgetter("parts")
+_COUNT = operator.attrgetter("count")
+
+
+def _kept(kept: Callable[[_T], _P | None], make: Callable[[_T], _P], items: Sequence[_T]) -> list[_P]:
+    """What `make` gives for each item, read through `kept` (None: not made yet) in one C-level pass and made only
+    where it is missing."""
+    found: list[_P | None] = list(map(kept, items))
+    if None in found:
+        i = -1
+        for _ in range(found.count(None)):
+            i = found.index(None, i + 1)
+            found[i] = make(items[i])
+    return found  # type: ignore[return-value]  # no None left
+
+
+def _rebound(rules: tuple[Rule, ...], parts: list[Segment], used: AbstractSet[int]) -> list[Segment]:
+    """`parts` with each rule whose anonymous set ids the batch (`used`) or an earlier rule holds already bound
+    afresh: an anonymous set binds to one rule, so each use gets sets of its own."""
+    out: list[Segment] = []
+    taken: set[int] = set()
+    for rule, kept in zip(rules, parts, strict=True):
+        part = kept
+        if part.set_ids:
+            if not (used.isdisjoint(part.set_ids) and taken.isdisjoint(part.set_ids)):
+                part = _plans.rebound(rule, used | taken)
+            taken.update(part.set_ids)
+        out.append(part)
+    return out
+
+
+def _flushed_parts(plan: _plans.SetPlan) -> tuple[Segment, ...]:
+    return plan.flushed_parts
 
 
 def _set_ref(set_: Set) -> bytes:

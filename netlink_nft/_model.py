@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from operator import attrgetter
+from typing import Any, ClassVar
 
 from netlink_nft._datatypes import DataType
 from netlink_nft._elements import SetElement, normalise
@@ -71,6 +72,9 @@ class Chain:
     priority: int = 0
     policy: Policy = Policy.ACCEPT
     type: str = "filter"
+    # the wire segments `_plans` keeps on the instance once made (read through the class default until then)
+    _wire_new_chain: ClassVar[Any] = None
+    _wire_flush_chain: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -111,6 +115,7 @@ class Set:
     constant: bool = False
     data: DataType | None = None
     elements: tuple[SetElement, ...] = ()
+    _wire_plan: ClassVar[Any] = None  # the wire plan `_plans` keeps on the instance once made
 
     def __init__(
         self,
@@ -179,6 +184,7 @@ class Rule:
     exprs: tuple[Expr, ...]
     comment: str | None = None
     handle: int | None = field(default=None, compare=False)
+    _wire_plan: ClassVar[Any] = None  # the wire segment `_plans` keeps on the instance once made
 
     def __init__(
         self, table: Table, chain: str, exprs: Iterable[Expr], comment: str | None = None, handle: int | None = None

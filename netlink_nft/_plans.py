@@ -130,6 +130,10 @@ def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", se
 _NEW_TABLE = "_wire_new_table"  # instance attributes holding a table's (by flags) and a chain's segments
 _NEW_CHAIN = "_wire_new_chain"
 _FLUSH_CHAIN = "_wire_flush_chain"
+# what is kept on each object, None if not made yet (the model's class defaults): read in one C-level pass
+kept_plan = operator.attrgetter(_ATTR)  # of a Set (SetPlan) or a Rule (Segment)
+kept_chain_segment = operator.attrgetter(_NEW_CHAIN)
+kept_flush_segment = operator.attrgetter(_FLUSH_CHAIN)
 
 
 def table_segment(table: Table, flags: int) -> Segment:
@@ -192,6 +196,7 @@ class SetPlan(msgspec.Struct, gc=False):
     parts: tuple[Segment, ...]  # what a batch adds: create, elements (if any)
     count: int  # the number of messages in `parts`
     made_flush: Segment | None = None
+    made_flushed_parts: tuple[Segment, ...] | None = None
 
     @property
     def flush(self) -> Segment:
@@ -201,8 +206,10 @@ class SetPlan(msgspec.Struct, gc=False):
 
     @property
     def flushed_parts(self) -> tuple[Segment, ...]:
-        """What a batch adds to empty an existing set first: create, flush, elements (if any)."""
-        return (self.create, self.flush, *self.parts[1:])
+        """What a batch adds to empty an existing set first: create, flush, elements (if any); kept."""
+        if self.made_flushed_parts is None:
+            self.made_flushed_parts = (self.create, self.flush, *self.parts[1:])
+        return self.made_flushed_parts
 
 
 _new_spec = tuple.__new__  # SetSpec's generated __new__ is a Python function around this; one set plan makes one

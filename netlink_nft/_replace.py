@@ -64,24 +64,27 @@ def replace_contents(desired: Ruleset, current: Ruleset | None = None, *, into: 
             batch.flush_chain(chain)
         for chain in recreated_chains:
             batch.delete_chain(old_chains[chain.name])
-    # 2. chains: create or update (idempotent); a chain not known to exist is flushed after creation
-    for chain in desired.chains:
-        batch.add_chain(chain)
-        if chain.name not in old_chains and current is None:
-            batch.flush_chain(chain)
-    # 3. sets: delta when the definition is unchanged, else (re)create
-    for set_ in desired.sets:
-        old = old_sets.get(set_.name)
-        if old is not None and _same_set_definition(old, set_):
-            removed, added = _element_delta(old.elements, set_.elements)
-            if removed:
-                batch.delete_elements(set_, removed)
-            if added:
-                batch.add_elements(set_, added)
-            continue
-        if old is not None:
-            batch.delete_set(old)
-        batch.add_set(set_, flush=current is None)
+    if current is None:  # nothing known (a daemon's start-up): everything made afresh, in bulk
+        # 2. chains: create or update (idempotent), then flush (a chain may exist already)
+        batch.add_chains(desired.chains, flush=True)
+        # 3. sets: create (an identical one may exist), empty, fill
+        batch.add_sets(desired.sets, flush=True)
+    else:
+        # 2. chains: create or update (idempotent)
+        batch.add_chains(desired.chains)
+        # 3. sets: delta when the definition is unchanged, else (re)create
+        for set_ in desired.sets:
+            old = old_sets.get(set_.name)
+            if old is not None and _same_set_definition(old, set_):
+                removed, added = _element_delta(old.elements, set_.elements)
+                if removed:
+                    batch.delete_elements(set_, removed)
+                if added:
+                    batch.add_elements(set_, added)
+                continue
+            if old is not None:
+                batch.delete_set(old)
+            batch.add_set(set_)
     # 4. the new rules, base chains included, in the same transaction
     batch.add_rules(desired.rules)
     # 5. what is no longer wanted (no rule references it any more): sets and maps first, since a verdict map's
