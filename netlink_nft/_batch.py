@@ -53,6 +53,8 @@ from netlink_nft._plans import Segment
 Subject = Table | Chain | Set | Rule
 
 _DATA = operator.attrgetter("data")
+_ONE_MESSAGE = _plans.SEQ_WORD_OF_FIRST  # the sequence number words of a one-message segment (one shared tuple)
+(_FIRST_SEQ_WORD,) = _ONE_MESSAGE
 _BEGIN_END = struct.Struct("=IHHIIBBH")  # nlmsghdr + nfgenmsg (res_id packed pre-swapped)
 _RES_ID_NFTABLES = int.from_bytes(NFNL_SUBSYS_NFTABLES.to_bytes(2, "big"), sys.byteorder)  # htons(10)
 
@@ -309,13 +311,18 @@ class Batch:
         end = _frame(NFNL_MSG_BATCH_END, NLM_F_REQUEST | NLM_F_ACK, seq + count + 1, b"")
         data = bytearray().join([begin, *map(_DATA, parts), end])
         words = memoryview(data).cast("I")  # messages are 4-byte aligned: write sequence numbers as native words
-        base = len(begin) >> 2
+        base = len(begin) >> 2  # of the part's first word
         number = seq + 1
         for part in parts:
-            for word in part.seq_words:
-                words[base + word] = number
+            seq_words = part.seq_words
+            if seq_words is _ONE_MESSAGE:  # most parts: no inner loop
+                words[base + _FIRST_SEQ_WORD] = number
                 number += 1
-            base += len(part.data) >> 2
+            else:
+                for word in seq_words:
+                    words[base + word] = number
+                    number += 1
+            base += part.words
         words.release()
         if number != seq + count + 1:
             raise AssertionError(f"batch of {count} messages numbered up to {number - 1}")  # a bug, never sent
@@ -324,7 +331,7 @@ class Batch:
             for part in parts:
                 for offset in part.offsets:
                     data[position + offset] |= NLM_F_ACK
-                position += len(part.data)
+                position += part.words << 2
         return EncodedBatch(bytes(data), seq, parts, tuple(self._subjects), count, ack_each)
 
 

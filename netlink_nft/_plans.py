@@ -63,7 +63,7 @@ _APPEND = CREATE | NLM_F_APPEND
 _BE32 = struct.Struct(">I")
 _HEADER_FIELDS = struct.Struct("=IHH")
 _SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
-_SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)
+SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)  # the one tuple every one-message segment holds (the batch tests identity)
 _NEWRULE = _SUBSYS | NFT_MSG_NEWRULE
 _EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
 _ATTR_HEADER = struct.Struct("=HH")
@@ -85,10 +85,11 @@ class Segment(_Plan, frozen=True, gc=False):
     """Consecutive messages of one object, framed: message i starts at `offsets[i]` of `data`."""
 
     data: bytes
+    words: int  # len(data) // 4 (messages are 4-byte aligned): where the next segment of a batch starts
     offsets: tuple[int, ...]
     details: tuple[str, ...]
     set_ids: tuple[int, ...] = ()  # transaction ids of the sets it creates
-    seq_words: tuple[int, ...] = _SEQ_WORD_OF_FIRST  # each message's sequence number, as an index of 32-bit words
+    seq_words: tuple[int, ...] = SEQ_WORD_OF_FIRST  # each message's sequence number, as an index of 32-bit words
 
     def message(self, index: int) -> tuple[int, int, int, bytes]:
         """(kind, flags, family, body) of message `index`."""
@@ -119,12 +120,13 @@ def segment(family: int, messages: list[tuple[int, int, bytes, str]], set_ids: t
         details.append(detail)
         seq_words.append((at + _SEQ_OFFSET) >> 2)
         at += len(message)
-    return Segment(b"".join(frames), tuple(offsets), tuple(details), set_ids, tuple(seq_words))
+    return Segment(b"".join(frames), at >> 2, tuple(offsets), tuple(details), set_ids, tuple(seq_words))
 
 
 def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", set_ids: tuple[int, ...] = ()) -> Segment:
     """A segment of one message."""
-    return Segment(frame(kind, flags, family, body), _FIRST, (detail,) if detail else _NO_DETAIL, set_ids)
+    message = frame(kind, flags, family, body)
+    return Segment(message, len(message) >> 2, _FIRST, (detail,) if detail else _NO_DETAIL, set_ids)
 
 
 _NEW_TABLE = "_wire_new_table"  # instance attributes holding a table's (by flags) and a chain's segments
@@ -142,7 +144,8 @@ def table_segment(table: Table, flags: int) -> Segment:
     kept: dict[int, Segment] | None = d.get(_NEW_TABLE)
     found = None if kept is None else kept.get(flags)
     if found is None:
-        found = Segment(frame(NFT_MSG_NEWTABLE, flags, table.family, _objects.encode_table(table)), _FIRST, _NO_DETAIL)
+        message = frame(NFT_MSG_NEWTABLE, flags, table.family, _objects.encode_table(table))
+        found = Segment(message, len(message) >> 2, _FIRST, _NO_DETAIL)
         d.setdefault(_NEW_TABLE, {})[flags] = found
     return found
 
@@ -153,7 +156,8 @@ def chain_segment(chain: Chain) -> Segment:
     found: Segment | None = d.get(_NEW_CHAIN)
     if found is None:
         body = _objects.encode_chain(chain)
-        found = d[_NEW_CHAIN] = Segment(frame(NFT_MSG_NEWCHAIN, CREATE, d["table"].family, body), _FIRST, _NO_DETAIL)
+        message = frame(NFT_MSG_NEWCHAIN, CREATE, d["table"].family, body)
+        found = d[_NEW_CHAIN] = Segment(message, len(message) >> 2, _FIRST, _NO_DETAIL)
     return found
 
 
@@ -167,9 +171,8 @@ def chain_flush_segment(chain: Chain) -> Segment:
     if found is None:
         table = d["table"]
         body = _objects.encode_flush(table, d["name"])
-        found = d[_FLUSH_CHAIN] = Segment(
-            frame(NFT_MSG_DELRULE, NLM_F_REQUEST, table.family, body), _FIRST, _FLUSH_DETAIL
-        )
+        message = frame(NFT_MSG_DELRULE, NLM_F_REQUEST, table.family, body)
+        found = d[_FLUSH_CHAIN] = Segment(message, len(message) >> 2, _FIRST, _FLUSH_DETAIL)
     return found
 
 
@@ -236,14 +239,14 @@ def set_plan(set_: Set) -> SetPlan:
         head, tail = _sets.encode_set_parts(spec, 0)  # a named set declares no size
         set_id = next(_ids) % 0xFFFFFFFF + 1  # new_set_id()
         body = b"".join((head, _SET_ID_HEADER, _BE32.pack(set_id), tail))
-        create = Segment(frame(NFT_MSG_NEWSET, CREATE, family, body), _FIRST, _NO_DETAIL, (set_id,))
+        message = frame(NFT_MSG_NEWSET, CREATE, family, body)
+        create = Segment(message, len(message) >> 2, _FIRST, _NO_DETAIL, (set_id,))
         ref = _sets.element_list_head(spec, None)  # table and set: also the whole body of a flush
         nests = _sets.element_list_nests(spec, set_.elements)
         detail = f"elements of {spec.name}"
         if len(nests) == 1:  # the usual case
-            elements: Segment | None = Segment(
-                frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0]), _FIRST, (detail,)
-            )
+            message = frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0])
+            elements: Segment | None = Segment(message, len(message) >> 2, _FIRST, (detail,))
         else:
             bodies = [(NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in nests]
             elements = segment(family, bodies) if bodies else None
@@ -375,7 +378,8 @@ def bind(
     )
     if len(plans) == 1:  # the usual case: the layout is the plan's
         (plan,) = plans
-        return Segment(b"".join(out), plan.rule_offsets, plan.rule_details, tuple(ids), plan.rule_seq_words)
+        data = b"".join(out)
+        return Segment(data, len(data) >> 2, plan.rule_offsets, plan.rule_details, tuple(ids), plan.rule_seq_words)
     offsets: list[int] = []
     seq_words: list[int] = []
     details: list[str] = []
@@ -388,7 +392,8 @@ def bind(
     offsets.append(at)
     seq_words.append((at + _SEQ_OFFSET) >> 2)
     details.append("")
-    return Segment(b"".join(out), tuple(offsets), tuple(details), tuple(ids), tuple(seq_words))
+    data = b"".join(out)
+    return Segment(data, len(data) >> 2, tuple(offsets), tuple(details), tuple(ids), tuple(seq_words))
 
 
 _ENCODED = operator.attrgetter("_encoded")
@@ -441,4 +446,4 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
             tail,
         )
     )
-    return Segment(message, _FIRST, _NO_DETAIL)
+    return Segment(message, len(message) >> 2, _FIRST, _NO_DETAIL)
