@@ -229,22 +229,22 @@ class Batch:
     def add_set(self, set_: Set, *, flush: bool = False) -> None:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
-        plan = _plans.set_plan(set_)
-        self._set_ids.update(plan.create.set_ids)  # a named set's id may repeat (the same set twice): never looked up
-        parts = plan.flushed_parts if flush else plan.parts
-        self._parts += parts
-        self._subjects += (set_,) * len(parts)
-        self._count += plan.count + 1 if flush else plan.count
+        plan = _plans.set_plan(set_, flush)
+        part = _plans.flushed_form(plan) if flush else _plans.plain_form(plan)
+        self._set_ids.update(part.set_ids)  # a named set's id may repeat (the same set twice): never looked up
+        self._append(part, set_)
 
     def add_sets(self, sets: Iterable[Set], *, flush: bool = False) -> None:
         """`add_set` for each set, in order."""
         sets = sets if type(sets) is tuple else tuple(sets)
-        plans: list[_plans.SetPlan] = _kept(_plans.kept_plan, _plans.set_plan, sets)
-        self._set_ids.update(itertools.chain.from_iterable(map(_CREATED_IDS, plans)))
-        parts = _kept(_FLUSHED_PARTS, _flushed_parts, plans) if flush else list(map(_PARTS, plans))
-        self._parts += itertools.chain.from_iterable(parts)
-        self._subjects += itertools.chain.from_iterable(map(itertools.repeat, sets, map(len, parts)))
-        self._count += sum(map(_COUNT, plans)) + (len(plans) if flush else 0)
+        if flush:  # a new plan made in the form asked for
+            parts = _kept(_MADE_FLUSHED, _plans.flushed_form, _kept(_plans.kept_plan, _plans.flushed_plan, sets))
+        else:
+            parts = _kept(_MADE_PLAIN, _plans.plain_form, _kept(_plans.kept_plan, _plans.set_plan, sets))
+        self._set_ids.update(itertools.chain.from_iterable(map(_SET_IDS, parts)))
+        self._parts += parts
+        self._subjects += sets
+        self._count += sum(map(len, map(_OFFSETS, parts)))
 
     def delete_set(self, set_: Set) -> None:
         self._add(NFT_MSG_DELSET, NLM_F_REQUEST, set_, _set_ref(set_))
@@ -339,10 +339,8 @@ _T = TypeVar("_T")
 _P = TypeVar("_P")
 _SET_IDS = operator.attrgetter("set_ids")
 _OFFSETS = operator.attrgetter("offsets")
-_CREATED_IDS = operator.attrgetter("create.set_ids")
-_FLUSHED_PARTS = operator.attrgetter("made_flushed_parts")
-_PARTS = operator.attrgetter("parts")
-_COUNT = operator.attrgetter("count")
+_MADE_FLUSHED = operator.attrgetter("made_flushed")
+_MADE_PLAIN = operator.attrgetter("made_plain")
 
 
 def _kept(kept: Callable[[_T], _P | None], make: Callable[[_T], _P], items: Sequence[_T]) -> list[_P]:
@@ -370,10 +368,6 @@ def _rebound(rules: tuple[Rule, ...], parts: list[Segment], used: AbstractSet[in
             taken.update(part.set_ids)
         out.append(part)
     return out
-
-
-def _flushed_parts(plan: _plans.SetPlan) -> tuple[Segment, ...]:
-    return plan.flushed_parts
 
 
 def _set_ref(set_: Set) -> bytes:

@@ -188,31 +188,82 @@ def new_set_id() -> int:
 
 
 class SetPlan(msgspec.Struct, gc=False):
-    """A named set's messages as three segments, so that a batch with the flush and one without share the
-    element messages: NEWSET, the flush (DELSETELEM of every element; made when first asked for), the NEWSETELEMs
-    (None: no elements). Like `_Plan`, never part of a cycle."""
+    """A named set's messages as one segment, in the form a batch last asked for: NEWSET then the NEWSETELEMs
+    (`plain`), or NEWSET, the flush (a DELSETELEM of every element), then the NEWSETELEMs (`flushed`). One form is
+    kept at a time and the other made from it by splicing the flush in or out: a daemon adds its sets with the
+    flush when it knows nothing of the table (its start-up) and without it otherwise, seldom one set both ways,
+    and keeping both forms would hold every element twice. One segment per set is one part in a batch. Like
+    `_Plan`, never part of a cycle."""
 
-    create: Segment
-    elements: Segment | None
+    made_plain: Segment | None
+    made_flushed: Segment | None
     family: int
-    ref: bytes
-    parts: tuple[Segment, ...]  # what a batch adds: create, elements (if any)
-    count: int  # the number of messages in `parts`
-    made_flush: Segment | None = None
-    made_flushed_parts: tuple[Segment, ...] | None = None
+    ref: bytes  # table and set: also the whole body of the flush
 
     @property
     def flush(self) -> Segment:
-        if self.made_flush is None:
-            self.made_flush = single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
-        return self.made_flush
+        """The DELSETELEM that empties the set, alone."""
+        return single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
 
-    @property
-    def flushed_parts(self) -> tuple[Segment, ...]:
-        """What a batch adds to empty an existing set first: create, flush, elements (if any); kept."""
-        if self.made_flushed_parts is None:
-            self.made_flushed_parts = (self.create, self.flush, *self.parts[1:])
-        return self.made_flushed_parts
+
+def plain_form(plan: SetPlan) -> Segment:
+    """NEWSET and the NEWSETELEMs (kept on the plan instead of the flushed form)."""
+    found = plan.made_plain
+    if found is None:
+        flushed = plan.made_flushed
+        assert flushed is not None
+        found = plan.made_plain = _without_second(flushed)
+        plan.made_flushed = None
+    return found
+
+
+def flushed_plan(set_: Set) -> SetPlan:
+    """`set_plan` of a set that is first added with the flush."""
+    return set_plan(set_, True)
+
+
+def flushed_form(plan: SetPlan) -> Segment:
+    """NEWSET, the flush and the NEWSETELEMs (kept on the plan instead of the plain form)."""
+    found = plan.made_flushed
+    if found is None:
+        plain = plan.made_plain
+        assert plain is not None
+        found = plan.made_flushed = _with_second(plain, frame(NFT_MSG_DELSETELEM, NLM_F_REQUEST, plan.family, plan.ref))
+        plan.made_plain = None
+    return found
+
+
+def _with_second(segment: Segment, flush: bytes) -> Segment:
+    """`segment` with the message `flush` spliced in after its first message."""
+    data, offsets = segment.data, segment.offsets
+    cut = offsets[1] if len(offsets) > 1 else len(data)
+    shift = len(flush)
+    return Segment(
+        b"".join((data[:cut], flush, data[cut:])),
+        segment.words + (shift >> 2),
+        (0, cut, *(offset + shift for offset in offsets[1:])),
+        (segment.details[0], "flush", *segment.details[1:]),
+        segment.set_ids,
+        (segment.seq_words[0], (cut + _SEQ_OFFSET) >> 2, *(word + (shift >> 2) for word in segment.seq_words[1:])),
+    )
+
+
+def _without_second(segment: Segment) -> Segment:
+    """`segment` without its second message (the inverse of `_with_second`)."""
+    data, offsets = segment.data, segment.offsets
+    cut = offsets[1]
+    end = offsets[2] if len(offsets) > 2 else len(data)
+    shift = end - cut
+    return Segment(
+        data[:cut] + data[end:],
+        segment.words - (shift >> 2),
+        (0, *(offset - shift for offset in offsets[2:])),
+        (segment.details[0], *segment.details[2:]),
+        segment.set_ids,
+        (segment.seq_words[0], *(word - (shift >> 2) for word in segment.seq_words[2:]))
+        if len(offsets) > 2
+        else SEQ_WORD_OF_FIRST,  # one message left: the tuple the batch recognises
+    )
 
 
 _new_spec = tuple.__new__  # SetSpec's generated __new__ is a Python function around this; one set plan makes one
@@ -228,8 +279,9 @@ def spec_of(set_: Set) -> _sets.SetSpec:
 _SET_ID_HEADER = _tlv.be32(NFTA_SET_ID, 0)[:4]
 
 
-def set_plan(set_: Set) -> SetPlan:
-    """The plan of a named set (or map) holding all its elements."""
+def set_plan(set_: Set, flush: bool = False) -> SetPlan:
+    """The plan of a named set (or map) holding all its elements; a new plan is made in the form `flush` asks
+    for (the other is made from it when a batch asks)."""
     plan: SetPlan | None = set_.__dict__.get(_ATTR)
     if plan is None:
         spec = spec_of(set_)
@@ -239,19 +291,16 @@ def set_plan(set_: Set) -> SetPlan:
         head, tail = _sets.encode_set_parts(spec, 0)  # a named set declares no size
         set_id = next(_ids) % 0xFFFFFFFF + 1  # new_set_id()
         body = b"".join((head, _SET_ID_HEADER, _BE32.pack(set_id), tail))
-        message = frame(NFT_MSG_NEWSET, CREATE, family, body)
-        create = Segment(message, len(message) >> 2, _FIRST, _NO_DETAIL, (set_id,))
-        ref = _sets.element_list_head(spec, None)  # table and set: also the whole body of a flush
-        nests = _sets.element_list_nests(spec, set_.elements)
+        ref = _sets.element_list_head(spec, None)
         detail = f"elements of {spec.name}"
-        if len(nests) == 1:  # the usual case
-            message = frame(NFT_MSG_NEWSETELEM, CREATE, family, ref + nests[0])
-            elements: Segment | None = Segment(message, len(message) >> 2, _FIRST, (detail,))
-        else:
-            bodies = [(NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in nests]
-            elements = segment(family, bodies) if bodies else None
-        parts, count = ((create,), 1) if elements is None else ((create, elements), 1 + len(elements.offsets))
-        plan = set_.__dict__[_ATTR] = SetPlan(create, elements, family, ref, parts, count)
+        messages = [(NFT_MSG_NEWSET, CREATE, body, "")]
+        if flush:
+            messages.append((NFT_MSG_DELSETELEM, NLM_F_REQUEST, ref, "flush"))
+        messages += [
+            (NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in _sets.element_list_nests(spec, set_.elements)
+        ]
+        made = segment(family, messages, (set_id,))
+        plan = set_.__dict__[_ATTR] = SetPlan(None, made, family, ref) if flush else SetPlan(made, None, family, ref)
     return plan
 
 

@@ -23,6 +23,7 @@ from netlink_nft import (
     Family,
     Hook,
     Lookup,
+    Message,
     Policy,
     Rule,
     Set,
@@ -37,9 +38,12 @@ from netlink_nft import (
 )
 from netlink_nft._const import (
     NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_DELSETELEM,
     NFT_MSG_NEWRULE,
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
+    NFTA_SET_ELEM_LIST_SET,
+    NFTA_SET_ELEM_LIST_TABLE,
     NFTA_SET_ID,
     NLM_F_APPEND,
     NLM_F_CREATE,
@@ -275,3 +279,23 @@ def test_bulk_additions_give_the_messages_of_one_at_a_time(flush: bool) -> None:
         one_at_a_time.add_set(s, flush=flush)
     assert len(bulk) == len(one_at_a_time) and bulk.messages == one_at_a_time.messages
     assert bulk.encode(7).data == one_at_a_time.encode(7).data
+
+
+@pytest.mark.parametrize("elements", [0, 3, 5000], ids=["empty", "one list", "two lists"])
+def test_a_set_added_with_and_without_the_flush_in_turn(elements: int) -> None:
+    """A set plan keeps one form and splices the flush in or out: every form gives the messages and bytes of
+    NEWSET, (the flush,) the NEWSETELEMs, however often it changes."""
+    s = Set(T, f"turns{elements}", (IPV4_ADDR,), elements=tuple(SetElement(0x0A000000 + i) for i in range(elements)))
+    first = Batch()
+    first.add_set(s)
+    plain = list(first.messages)
+    assert len(plain) == 1 + (elements > 0) + (elements > 4000)
+    ref = _tlv.strz(NFTA_SET_ELEM_LIST_TABLE, T.name) + _tlv.strz(NFTA_SET_ELEM_LIST_SET, s.name)
+    flush = Message(NFT_MSG_DELSETELEM, NLM_F_REQUEST, T.family, ref, s, "flush")
+    for flushed in (True, False, True, True, False, False):
+        batch = Batch()
+        batch.add_set(s, flush=flushed)
+        expected = [plain[0], flush, *plain[1:]] if flushed else plain
+        assert list(batch.messages) == expected
+        framed = _framed(3, [(m.kind, m.flags, m.family, m.body) for m in expected])
+        assert batch.encode(2).data[20:-20] == b"".join(framed)
