@@ -58,11 +58,12 @@ class NetworkSelection(msgspec.Struct, frozen=True, gc=False):
 
 
 class NetworkStatusEntry(msgspec.Struct, frozen=True, gc=False):
-    """One item of ``network-status``: name as written, interface, addresses as ``(version, integer)``."""
+    """One item of ``network-status``: name as written, interface, IPv4 and IPv6 addresses as integers."""
 
     name: str
     interface: str
-    addresses: tuple[tuple[int, int], ...]
+    v4: tuple[int, ...]
+    v6: tuple[int, ...]
     default: bool = False
 
 
@@ -135,7 +136,7 @@ def parse_ip(text: str) -> tuple[int, int] | None:
 def parse_network_status(value: str) -> tuple[tuple[NetworkStatusEntry, ...], list[str]]:
     """Parse ``network-status``; prefix lengths are stripped (D10), unparsable addresses dropped with a problem.
 
-    ``addresses`` holds ``(version, integer)`` of every valid entry of ``ips``."""
+    ``v4`` and ``v6`` hold the integers of the valid entries of ``ips``, in order."""
     try:
         raw = msgspec.json.decode(value.encode(), type=list[_RawStatus])
     except _JSON_ERRORS as exc:
@@ -143,14 +144,15 @@ def parse_network_status(value: str) -> tuple[tuple[NetworkStatusEntry, ...], li
     problems: list[str] = []
     out: list[NetworkStatusEntry] = []
     for index, item in enumerate(raw):
-        addresses: list[tuple[int, int]] = []
+        v4: list[int] = []
+        v6: list[int] = []
         for j, ip in enumerate(item.ips or ()):
             parsed = parse_ip(ip)
             if parsed is None:
                 problems.append(f"network-status[{index}].ips[{j}]: {ip!r} is not an IP address")
             else:
-                addresses.append(parsed)
-        out.append(NetworkStatusEntry(item.name, item.interface, tuple(addresses), item.default))
+                (v4 if parsed[0] == 4 else v6).append(parsed[1])
+        out.append(NetworkStatusEntry(item.name, item.interface, tuple(v4), tuple(v6), item.default))
     return tuple(out), problems
 
 

@@ -103,9 +103,7 @@ def _parse_pod(pod: Pod, nad_types: Mapping[str, str | None]) -> PodInfo:
             name = entry.name.strip()
             candidates = [s for s in selections if s.name == name and s.interface in (None, entry.interface)]
             network = candidates[0].ref if candidates else f"{meta.namespace}/{name}"
-        v4 = tuple(value for version, value in entry.addresses if version == 4)
-        v6 = tuple(value for version, value in entry.addresses if version == 6)
-        attachments.append(Attachment(entry.interface, network, nad_types.get(network), v4, v6))
+        attachments.append(Attachment(entry.interface, network, nad_types.get(network), entry.v4, entry.v6))
     by_ifname: dict[str, set[str]] = defaultdict(set)
     for att in attachments:
         if att.ifname:

@@ -46,9 +46,9 @@ def test_1_3_network_status_strips_prefix_lengths() -> None:
         '[{"name":"","interface":"eth0","ips":["192.168.1.1"],"default":true},'
         '{"name":"ns/n","interface":"net1","ips":["10.1.1.1/24","2001:db8:a::11/64","bogus"]}]'
     )
-    assert [e.addresses for e in entries] == [
-        ((4, 0xC0A80101),),
-        ((4, 0x0A010101), (6, 0x20010DB8000A << 80 | 0x11)),
+    assert [(e.v4, e.v6) for e in entries] == [
+        ((0xC0A80101,), ()),
+        ((0x0A010101,), (0x20010DB8000A << 80 | 0x11,)),
     ]
     assert entries[0].default and not entries[1].default
     assert problems == ["network-status[1].ips[2]: 'bogus' is not an IP address"]
