@@ -65,6 +65,9 @@ _HEADER_FIELDS = struct.Struct("=IHH")
 _SEQ_OFFSET = 8  # of nlmsg_seq in the header; messages are 4-byte aligned, so it is a whole 32-bit word
 SEQ_WORD_OF_FIRST = (_SEQ_OFFSET >> 2,)  # the one tuple every one-message segment holds (the batch tests identity)
 _NEWRULE = _SUBSYS | NFT_MSG_NEWRULE
+_NEWSET = _SUBSYS | NFT_MSG_NEWSET
+_NEWSETELEM = _SUBSYS | NFT_MSG_NEWSETELEM
+_DELSETELEM = _SUBSYS | NFT_MSG_DELSETELEM
 _EXPRESSIONS = NFTA_RULE_EXPRESSIONS | NLA_F_NESTED
 _ATTR_HEADER = struct.Struct("=HH")
 ACK_FLAG_BYTE = 6 if sys.byteorder == "little" else 7  # the byte of nlmsg_flags that holds NLM_F_ACK (0x4)
@@ -292,14 +295,29 @@ def set_plan(set_: Set, flush: bool = False) -> SetPlan:
         set_id = next(_ids) % 0xFFFFFFFF + 1  # new_set_id()
         body = b"".join((head, _SET_ID_HEADER, _BE32.pack(set_id), tail))
         ref = _sets.element_list_head(spec, None)
-        detail = f"elements of {spec.name}"
-        messages = [(NFT_MSG_NEWSET, CREATE, body, "")]
+        nests = _sets.element_list_nests(spec, set_.elements)
+        # framed here, each message's header, ref and nest joined once (no copy of the elements per message)
+        at = HEADER_SIZE + len(body)
+        pieces = [_HEADER.pack(at, _NEWSET, CREATE, 0, 0, family, 0, 0), body]
+        offsets = [0]
+        details = [""]
         if flush:
-            messages.append((NFT_MSG_DELSETELEM, NLM_F_REQUEST, ref, "flush"))
-        messages += [
-            (NFT_MSG_NEWSETELEM, CREATE, ref + nest, detail) for nest in _sets.element_list_nests(spec, set_.elements)
-        ]
-        made = segment(family, messages, (set_id,))
+            pieces += (_HEADER.pack(HEADER_SIZE + len(ref), _DELSETELEM, NLM_F_REQUEST, 0, 0, family, 0, 0), ref)
+            offsets.append(at)
+            details.append("flush")
+            at += HEADER_SIZE + len(ref)
+        detail = f"elements of {spec.name}"
+        for nest in nests:
+            size = HEADER_SIZE + len(ref) + len(nest)
+            pieces += (_HEADER.pack(size, _NEWSETELEM, CREATE, 0, 0, family, 0, 0), ref, nest)
+            offsets.append(at)
+            details.append(detail)
+            at += size
+        if len(offsets) == 1:  # no elements, no flush
+            made = Segment(b"".join(pieces), at >> 2, _FIRST, _NO_DETAIL, (set_id,))
+        else:
+            seq_words = tuple([(offset + _SEQ_OFFSET) >> 2 for offset in offsets])
+            made = Segment(b"".join(pieces), at >> 2, tuple(offsets), tuple(details), (set_id,), seq_words)
         plan = set_.__dict__[_ATTR] = SetPlan(None, made, family, ref) if flush else SetPlan(made, None, family, ref)
     return plan
 
@@ -465,23 +483,21 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
     exprs = d["exprs"]
     # what `encode_expr` keeps on each expression (the matchers share expressions), read in one C-level pass
     parts: list[bytes | AnonymousLookup | None] = list(map(_ENCODED, exprs))
-    anonymous: list[int] = []  # the indexes of the anonymous lookups
+    anonymous: list[int] | None = None  # the indexes of the anonymous lookups
     if None in parts:
-        i = -1
-        for _ in range(parts.count(None)):
-            i = parts.index(None, i + 1)
-            expr = exprs[i]
-            if type(expr) is Lookup and type(expr.set) is not str:
-                parts[i] = _anonymous_lookup(table, expr)
-                anonymous.append(i)
-            else:
-                parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
+        for i, expr in enumerate(exprs):
+            if parts[i] is None:
+                if type(expr) is Lookup and type(expr.set) is not str:
+                    parts[i] = _anonymous_lookup(table, expr)
+                    anonymous = [i] if anonymous is None else [*anonymous, i]
+                else:
+                    parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
     if d["handle"] is None:
         head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
     else:
         head = _objects.rule_head(rule)
     tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
-    if anonymous:
+    if anonymous is not None:
         return bind(rule, head, parts, anonymous, tail, avoid)  # type: ignore[arg-type]  # no None left
     # the usual case, no anonymous set: one message, no id (expressions are 4-byte aligned: no padding)
     payload = b"".join(parts)  # type: ignore[arg-type]  # all bytes: no None, no anonymous lookup

@@ -196,25 +196,29 @@ def encode_elements(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[byt
 
 
 _LIMIT = SET_ELEM_NEST_LIMIT - 4  # room for the element list's own nest header
+_LIST_ELEMENTS = NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED
 
 
-def _chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list[bytes]]:
-    """The contents of successive element-list nests: numbered element nests, each list under the size limit."""
+def _generic_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
+    """Successive element-list nests of numbered element nests, each list under the size limit. Each list is
+    joined once: its header (`chunk[0]`) is written when the list is closed and its size known."""
     pack = _NEST_HDR.pack
-    chunks: list[list[bytes]] = []
-    chunk: list[bytes] = []
+    nests: list[bytes] = []
+    chunk: list[bytes] = [b""]
     size = number = 0
     for item in encode_elements(spec, elements):
         length = 4 + len(item)  # elements are 4-byte aligned
-        if size + length > _LIMIT and chunk:
-            chunks.append(chunk)
-            chunk, size, number = [], 0, 0
+        if size + length > _LIMIT and number:
+            chunk[0] = pack(4 + size, _LIST_ELEMENTS)
+            nests.append(b"".join(chunk))
+            chunk, size, number = [b""], 0, 0
         number += 1  # numbered 1, 2, ... in each message, like libnftnl (the kernel ignores the number)
         chunk += (pack(length, number | NLA_F_NESTED), item)
         size += length
-    if chunk:
-        chunks.append(chunk)
-    return chunks
+    if number:
+        chunk[0] = pack(4 + size, _LIST_ELEMENTS)
+        nests.append(b"".join(chunk))
+    return nests
 
 
 def _numbered_prefixes(prefix: bytes, length: int, count: int) -> list[bytes]:
@@ -237,24 +241,26 @@ def _rbtree_layout(width: int) -> tuple[int, int, list[bytes], list[bytes]]:
     )
 
 
-def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list[bytes]]:
-    """Same bytes as `_chunks` for single-field interval sets without data, with pre-built headers: ipBlock sets
-    hold up to 100,000 ranges, and this is the hot loop of encoding them."""
+def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
+    """Same bytes as `_generic_nests` for single-field interval sets without data, with pre-built headers: ipBlock
+    sets hold up to 100,000 ranges, and this is the hot loop of encoding them."""
     kind = spec.key[0]
     width = kind.length
     pad = _PADDING[width & 3]
     start_len, end_len, starts, ends = _rbtree_layout(width)
     top = (1 << (8 * width)) - 1
     to_int = kind.to_int
-    chunks: list[list[bytes]] = []
-    chunk: list[bytes] = []
+    pack = _NEST_HDR.pack
+    nests: list[bytes] = []
+    chunk: list[bytes] = [b""]  # [0]: the list's header, written when it is closed
     size = number = 0
     for element in elements:
         first = to_int(element.key)  # type: ignore[arg-type]
         last = first if element.end is None else to_int(element.end)  # type: ignore[arg-type]
-        if size + start_len + end_len > _LIMIT and chunk:
-            chunks.append(chunk)
-            chunk, size, number = [], 0, 0
+        if size + start_len + end_len > _LIMIT and number:
+            chunk[0] = pack(4 + size, _LIST_ELEMENTS)
+            nests.append(b"".join(chunk))
+            chunk, size, number = [b""], 0, 0
         number += 1
         chunk += (starts[number], first.to_bytes(width, "big"), pad)
         size += start_len
@@ -262,17 +268,18 @@ def _rbtree_chunks(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[list
             number += 1
             chunk += (ends[number], (last + 1).to_bytes(width, "big"), pad)
             size += end_len
-    if chunk:
-        chunks.append(chunk)
-    return chunks
+    if number:
+        chunk[0] = pack(4 + size, _LIST_ELEMENTS)
+        nests.append(b"".join(chunk))
+    return nests
 
 
 @functools.lru_cache(maxsize=64)  # by key width: a few
-def _plain_layout(width: int) -> list[bytes]:
-    """The headers of elements numbered 1, 2, ... up to as many as one list holds."""
+def _plain_layout(width: int) -> tuple[int, list[bytes]]:
+    """(element length, the headers of elements numbered 1, 2, ... up to as many as one list holds)."""
     key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
     length = 4 + len(key_hdr) + ((width + 3) & ~3)
-    return _numbered_prefixes(key_hdr, length, _LIMIT // length)[1:]
+    return length, _numbered_prefixes(key_hdr, length, _LIMIT // length)[1:]
 
 
 _KEY = operator.attrgetter("key")
@@ -284,7 +291,7 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
     of them; the keys are made field by field in bulk (`padded_bytes`: each field padded to 4 bytes is the
     layout of a concatenation as well as the padding of a single key), then zipped with the numbered headers."""
     types = spec.key
-    numbered = _plain_layout(spec.key_len)
+    length, numbered = _plain_layout(spec.key_len)
     keys = list(map(_KEY, elements))
     if len(types) == 1:
         fields = [iter(types[0].padded_bytes(keys))]
@@ -292,10 +299,11 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
         fields = [iter(t.padded_bytes(map(operator.itemgetter(i), keys))) for i, t in enumerate(types)]
     pack = _NEST_HDR.pack
     nests = []
-    for _ in range(-(-len(keys) // len(numbered))):  # as many lists as it takes
+    for first in range(0, len(keys), len(numbered)):  # as many lists as it takes
+        header = pack(4 + length * min(len(numbered), len(keys) - first), _LIST_ELEMENTS)
         # zip stops at the list's last header (asking `numbered` first) or at the last element
-        payload = b"".join(itertools.chain.from_iterable(zip(numbered, *fields, strict=False)))
-        nests.append(pack(4 + len(payload), _LIST_ELEMENTS) + payload)
+        items = itertools.chain.from_iterable(zip(numbered, *fields, strict=False))
+        nests.append(b"".join(itertools.chain((header,), items)))
     return nests
 
 
@@ -314,20 +322,11 @@ def element_list_head(spec: SetSpec, set_id: int | None) -> bytes:
     return head
 
 
-_LIST_ELEMENTS = NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED
-
-
 def element_list_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
     """The element nests (`NFTA_SET_ELEM_LIST_ELEMENTS`) of successive bodies, each under the size limit."""
     if spec.data is None and not spec.interval:
         return _plain_nests(spec, elements)
-    chunks = (_chunks if spec.data is not None or len(spec.key) > 1 else _rbtree_chunks)(spec, elements)
-    pack = _NEST_HDR.pack
-    nests = []
-    for chunk in chunks:  # elements are 4-byte aligned: no padding
-        payload = b"".join(chunk)
-        nests.append(pack(4 + len(payload), _LIST_ELEMENTS) + payload)
-    return nests
+    return (_generic_nests if spec.data is not None or len(spec.key) > 1 else _rbtree_nests)(spec, elements)
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
