@@ -294,16 +294,21 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
     length, numbered = _plain_layout(spec.key_len)
     keys = list(map(_KEY, elements))
     if len(types) == 1:
-        fields = [iter(types[0].padded_bytes(keys))]
+        fields = [types[0].padded_bytes(keys)]
     else:
-        fields = [iter(t.padded_bytes(map(operator.itemgetter(i), keys))) for i, t in enumerate(types)]
+        fields = [t.padded_bytes(map(operator.itemgetter(i), keys)) for i, t in enumerate(types)]
     pack = _NEST_HDR.pack
+    if len(keys) <= len(numbered):  # one list (the usual case): no slicing
+        items = [pack(4 + length * len(keys), _LIST_ELEMENTS)]
+        items += itertools.chain.from_iterable(zip(numbered, *fields, strict=False))  # numbered is longer
+        return [b"".join(items)] if keys else []
     nests = []
+    columns = [iter(field) for field in fields]
     for first in range(0, len(keys), len(numbered)):  # as many lists as it takes
-        header = pack(4 + length * min(len(numbered), len(keys) - first), _LIST_ELEMENTS)
+        items = [pack(4 + length * min(len(numbered), len(keys) - first), _LIST_ELEMENTS)]
         # zip stops at the list's last header (asking `numbered` first) or at the last element
-        items = itertools.chain.from_iterable(zip(numbered, *fields, strict=False))
-        nests.append(b"".join(itertools.chain((header,), items)))
+        items += itertools.chain.from_iterable(zip(numbered, *columns, strict=False))
+        nests.append(b"".join(items))
     return nests
 
 
