@@ -214,15 +214,13 @@ class Batch:
     def add_chains(self, chains: Iterable[Chain], *, flush: bool = False) -> None:
         """`add_chain` for each chain, in order, each followed by `flush_chain` with `flush`."""
         chains = chains if type(chains) is tuple else tuple(chains)
-        parts: list[Segment] = _kept(_plans.kept_chain_segment, _plans.chain_segment, chains)
-        if flush:
-            flushes = _kept(_plans.kept_flush_segment, _plans.chain_flush_segment, chains)
-            self._parts += itertools.chain.from_iterable(zip(parts, flushes, strict=True))
-            self._subjects += itertools.chain.from_iterable(zip(chains, chains, strict=True))
+        if flush:  # one segment of both messages per chain
+            parts = _kept(_plans.kept_flushed_chain_segment, _plans.chain_flushed_segment, chains)
         else:
-            self._parts += parts
-            self._subjects += chains
-        self._count += len(parts) * 2 if flush else len(parts)  # one message each
+            parts = _kept(_plans.kept_chain_segment, _plans.chain_segment, chains)
+        self._parts += parts
+        self._subjects += chains
+        self._count += len(parts) * 2 if flush else len(parts)
 
     # --- sets ----------------------------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class Chain:
     # the wire segments `_plans` keeps on the instance once made (read through the class default until then)
     _wire_new_chain: ClassVar[Any] = None
     _wire_flush_chain: ClassVar[Any] = None
+    _wire_new_flushed_chain: ClassVar[Any] = None
 
     def __init__(
         self,

@@ -135,10 +135,11 @@ def single(kind: int, flags: int, family: int, body: bytes, detail: str = "", se
 _NEW_TABLE = "_wire_new_table"  # instance attributes holding a table's (by flags) and a chain's segments
 _NEW_CHAIN = "_wire_new_chain"
 _FLUSH_CHAIN = "_wire_flush_chain"
+_NEW_FLUSHED_CHAIN = "_wire_new_flushed_chain"
 # what is kept on each object, None if not made yet (the model's class defaults): read in one C-level pass
 kept_plan = operator.attrgetter(_ATTR)  # of a Set (SetPlan) or a Rule (Segment)
 kept_chain_segment = operator.attrgetter(_NEW_CHAIN)
-kept_flush_segment = operator.attrgetter(_FLUSH_CHAIN)
+kept_flushed_chain_segment = operator.attrgetter(_NEW_FLUSHED_CHAIN)
 
 
 def table_segment(table: Table, flags: int) -> Segment:
@@ -176,6 +177,25 @@ def chain_flush_segment(chain: Chain) -> Segment:
         body = _objects.encode_flush(table, d["name"])
         message = frame(NFT_MSG_DELRULE, NLM_F_REQUEST, table.family, body)
         found = d[_FLUSH_CHAIN] = Segment(message, len(message) >> 2, _FIRST, _FLUSH_DETAIL)
+    return found
+
+
+def chain_flushed_segment(chain: Chain) -> Segment:
+    """NEWCHAIN then the DELRULE that empties the chain (a chain that may exist already), one segment kept on the
+    chain: a first install adds both for every chain."""
+    d = chain.__dict__
+    found: Segment | None = d.get(_NEW_FLUSHED_CHAIN)
+    if found is None:
+        new, flush = chain_segment(chain), chain_flush_segment(chain)
+        at = len(new.data)
+        found = d[_NEW_FLUSHED_CHAIN] = Segment(
+            new.data + flush.data,
+            new.words + flush.words,
+            (0, at),
+            (new.details[0], flush.details[0]),
+            (),
+            (new.seq_words[0], (at >> 2) + flush.seq_words[0]),
+        )
     return found
 
 
