@@ -221,24 +221,29 @@ def _generic_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[byte
     return nests
 
 
+_NUMBERED: dict[tuple[bytes, int], list[bytes]] = {}
+
+
 def _numbered_prefixes(prefix: bytes, length: int, count: int) -> list[bytes]:
-    """Element nest headers numbered 0..count (index = number) followed by `prefix`, for elements of `length` bytes."""
-    return [_NEST_HDR.pack(length, number | NLA_F_NESTED) + prefix for number in range(count + 1)]
+    """Element nest headers numbered 0, 1, ... (index = number, at least up to `count`) followed by `prefix`, for
+    elements of `length` bytes. Made as far as asked and kept: most sets hold a few elements, a list up to
+    thousands (making them all cost a process 5 ms). A longer list replaces the kept one whole, so that no reader
+    sees one half made."""
+    made = _NUMBERED.get((prefix, length))
+    if made is None or len(made) <= count:
+        start = 0 if made is None else len(made)
+        more = [_NEST_HDR.pack(length, n | NLA_F_NESTED) + prefix for n in range(start, max(count + 1, 2 * start, 64))]
+        made = _NUMBERED[(prefix, length)] = (made or []) + more
+    return made
 
 
 @functools.lru_cache(maxsize=64)  # by key width: a few
-def _rbtree_layout(width: int) -> tuple[int, int, list[bytes], list[bytes]]:
-    """(start element length, end element length, numbered start prefixes, numbered end prefixes)."""
+def _rbtree_layout(width: int) -> tuple[int, int, bytes, bytes, int]:
+    """(start element length, end element length, start prefix, end prefix, the most elements a list holds)."""
     key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
     pad = -width & 3
     start_len, end_len = 4 + len(key_hdr) + width + pad, 4 + len(_INTERVAL_END) + len(key_hdr) + width + pad
-    most = _LIMIT // start_len + 1  # the most elements one list can hold
-    return (
-        start_len,
-        end_len,
-        _numbered_prefixes(key_hdr, start_len, most),
-        _numbered_prefixes(_INTERVAL_END + key_hdr, end_len, most),
-    )
+    return start_len, end_len, key_hdr, _INTERVAL_END + key_hdr, _LIMIT // start_len + 1
 
 
 def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
@@ -247,7 +252,10 @@ def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes
     kind = spec.key[0]
     width = kind.length
     pad = _PADDING[width & 3]
-    start_len, end_len, starts, ends = _rbtree_layout(width)
+    start_len, end_len, start_prefix, end_prefix, most = _rbtree_layout(width)
+    wire = min(2 * len(elements), most)  # the highest number an element of a list can get
+    starts = _numbered_prefixes(start_prefix, start_len, wire)
+    ends = _numbered_prefixes(end_prefix, end_len, wire)
     top = (1 << (8 * width)) - 1
     to_int = kind.to_int
     pack = _NEST_HDR.pack
@@ -275,11 +283,11 @@ def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes
 
 
 @functools.lru_cache(maxsize=64)  # by key width: a few
-def _plain_layout(width: int) -> tuple[int, list[bytes]]:
-    """(element length, the headers of elements numbered 1, 2, ... up to as many as one list holds)."""
+def _plain_layout(width: int) -> tuple[int, int, bytes]:
+    """(element length, the most elements a list holds, the prefix of each element)."""
     key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
     length = 4 + len(key_hdr) + ((width + 3) & ~3)
-    return length, _numbered_prefixes(key_hdr, length, _LIMIT // length)[1:]
+    return length, _LIMIT // length, key_hdr
 
 
 _KEY = operator.attrgetter("key")
@@ -291,23 +299,25 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
     of them; the keys are made field by field in bulk (`padded_bytes`: each field padded to 4 bytes is the
     layout of a concatenation as well as the padding of a single key), then zipped with the numbered headers."""
     types = spec.key
-    length, numbered = _plain_layout(spec.key_len)
+    length, most, prefix = _plain_layout(spec.key_len)
     keys = list(map(_KEY, elements))
     if len(types) == 1:
         fields = [types[0].padded_bytes(keys)]
     else:
         fields = [t.padded_bytes(map(operator.itemgetter(i), keys)) for i, t in enumerate(types)]
     pack = _NEST_HDR.pack
-    if len(keys) <= len(numbered):  # one list (the usual case): no slicing
+    numbered = _numbered_prefixes(prefix, length, min(len(keys), most))  # [0] is number 0: unused
+    if len(keys) <= most:  # one list (the usual case): no slicing
         items = [pack(4 + length * len(keys), _LIST_ELEMENTS)]
-        items += itertools.chain.from_iterable(zip(numbered, *fields, strict=False))  # numbered is longer
+        items += itertools.chain.from_iterable(zip(itertools.islice(numbered, 1, None), *fields, strict=False))
         return [b"".join(items)] if keys else []
     nests = []
     columns = [iter(field) for field in fields]
-    for first in range(0, len(keys), len(numbered)):  # as many lists as it takes
-        items = [pack(4 + length * min(len(numbered), len(keys) - first), _LIST_ELEMENTS)]
-        # zip stops at the list's last header (asking `numbered` first) or at the last element
-        items += itertools.chain.from_iterable(zip(numbered, *columns, strict=False))
+    for first in range(0, len(keys), most):  # as many lists as it takes
+        items = [pack(4 + length * min(most, len(keys) - first), _LIST_ELEMENTS)]
+        # zip stops at the list's last header (asking for the header first) or at the last element
+        headers = itertools.islice(numbered, 1, most + 1)
+        items += itertools.chain.from_iterable(zip(headers, *columns, strict=False))
         nests.append(b"".join(items))
     return nests
 
