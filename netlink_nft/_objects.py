@@ -76,13 +76,6 @@ def encode_flush(table: Table, chain: str | None) -> bytes:
     return out
 
 
-def _comment_udata(comment: str) -> bytes:
-    text = comment.encode() + b"\0"
-    if len(text) > 255:
-        raise InvalidValue("rule comment longer than 254 bytes")
-    return bytes((NFTNL_UDATA_RULE_COMMENT, len(text))) + text
-
-
 def encode_rule(rule: Rule, exprs: Iterable[bytes] | None = None) -> bytes:
     """NEWRULE body; `exprs` are the encoded expressions if the caller has them (lookups bound to set ids)."""
     expressions = _tlv.nest(NFTA_RULE_EXPRESSIONS, *(exprs if exprs is not None else map(encode_expr, rule.exprs)))
@@ -97,9 +90,22 @@ def rule_head(rule: Rule) -> bytes:
     return out
 
 
+_USERDATA_HEADER = struct.Struct("=HHBB")  # the attribute's header, then the comment's udata type and length
+_NUL_AND_PADDING = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")  # the text's NUL, then zeros to 4 bytes, by length % 4
+
+
 def rule_tail(rule: Rule) -> bytes:
-    """NEWRULE's attributes after the expression list (the comment)."""
-    return b"" if rule.comment is None else _tlv.attr(NFTA_RULE_USERDATA, _comment_udata(rule.comment))
+    """NEWRULE's attributes after the expression list: the comment, as udata (type, length, NUL-terminated text),
+    written out in one function: most of a daemon's rules carry one."""
+    comment = rule.comment
+    if comment is None:
+        return b""
+    text = comment.encode()
+    if len(text) > 254:
+        raise InvalidValue("rule comment longer than 254 bytes")
+    length = 7 + len(text)  # attribute header, udata type and length, the text and its NUL
+    header = _USERDATA_HEADER.pack(length, NFTA_RULE_USERDATA, NFTNL_UDATA_RULE_COMMENT, len(text) + 1)
+    return b"".join((header, text, _NUL_AND_PADDING[length & 3]))
 
 
 def encode_rule_ref(rule: Rule) -> bytes:

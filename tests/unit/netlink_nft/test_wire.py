@@ -38,10 +38,12 @@ from netlink_nft import (
     Policy,
     Range,
     RangeOp,
+    Rule,
     Set,
     SetElement,
     Table,
     Unknown,
+    _objects,
     _sets,
     _tlv,
     jump,
@@ -52,6 +54,7 @@ from netlink_nft._const import (
     NFTA_CHAIN_HOOK,
     NFTA_CHAIN_POLICY,
     NFTA_HOOK_PRIORITY,
+    NFTA_RULE_USERDATA,
     NLM_F_ACK,
 )
 from netlink_nft._datatypes import INET_PROTO, opaque
@@ -232,3 +235,20 @@ def test_a_base_chain_priority_beyond_32_bits_is_refused_clearly(priority: int) 
     with pytest.raises(InvalidValue, match="32-bit"):
         batch.add_chain(Chain(T, "input", Hook.INPUT, priority))
     assert len(batch) == 0
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 6, 7, 100, 253, 254])
+def test_rule_comments_of_every_padding_encode_as_udata_and_decode_back(length: int) -> None:
+    """The comment is udata (type 0, length with the NUL, the text, the NUL), its attribute padded to 4 bytes."""
+    comment = "é" * (length // 2) + "x" * (length % 2)  # two-byte characters: the limit is in bytes
+    r = Rule(T, "c", (), comment=comment)
+    tail = _objects.rule_tail(r)
+    text = comment.encode() + b"\0"
+    assert tail == _tlv.attr(NFTA_RULE_USERDATA, bytes((0, len(text))) + text)
+    assert len(tail) % 4 == 0
+    assert _objects.decode_rule(T, _tlv.parse_attrs(_objects.encode_rule(r))).comment == comment
+
+
+def test_a_rule_comment_longer_than_254_bytes_is_refused() -> None:
+    with pytest.raises(InvalidValue, match="254 bytes"):
+        _objects.rule_tail(Rule(T, "c", (), comment="é" * 127 + "x"))
