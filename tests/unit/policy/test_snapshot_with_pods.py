@@ -164,6 +164,24 @@ def test_a_destination_pod_that_gains_a_named_port_is_seen_by_egress_named_port_
     assert compile(later, S) == expected != compile(first, S)
 
 
+def test_an_egress_named_port_set_holds_each_pair_once_and_sorted() -> None:
+    """Two pods reporting one address with the same named port give one ``address . port`` element (a hash set
+    refuses a duplicate), and several port names merge into one sorted set."""
+    names = [{"port": "http"}, {"port": "web"}]
+    egress = policy("ns/e", {"podSelector": {"matchLabels": {"app": "s"}}, "egress": [{"ports": names}]})
+    twins = [
+        pod(f"ns/d{i}", {"app": "d"}, [("ns/net1", "net1", ["10.1.0.4"])], ports=[("http", "TCP", 8080)])
+        for i in (1, 2)
+    ]
+    web = pod(
+        "ns/w", {"app": "w"}, [("ns/net1", "net1", ["10.1.0.3"])], ports=[("web", "TCP", 80), ("http", "TCP", 81)]
+    )
+    ruleset = compile(Snapshot([S, *twins, web], [], [egress], [nad("ns/net1")]), S)
+    (pairs,) = [s for s in ruleset.table.sets if s.key == ("ipv4_addr", "inet_service")]
+    a3, a4 = 0x0A010003, 0x0A010004
+    assert tuple(pairs.elements) == (((a3, a3), (80, 80)), ((a3, a3), (81, 81)), ((a4, a4), (8080, 8080)))
+
+
 def test_a_pod_under_another_key_is_refused_and_nothing_changes() -> None:
     first = Snapshot([S], [], [P], [nad("ns/net1")])
     with pytest.raises(ValueError, match="given as ns/b"):
