@@ -182,6 +182,25 @@ def test_an_egress_named_port_set_holds_each_pair_once_and_sorted() -> None:
     assert tuple(pairs.elements) == (((a3, a3), (80, 80)), ((a3, a3), (81, 81)), ((a4, a4), (8080, 8080)))
 
 
+def test_peers_first_selected_after_a_patch_see_it() -> None:
+    """The snapshot's lists of peer pods (per namespace, and per namespace and label) are its own: a rule whose
+    peers are first selected on a patched snapshot sees the pods the patch changed."""
+    by_label = policy("ns/p", {"podSelector": {"matchLabels": {"app": "s"}}, "ingress": [{"from": [_APP_A]}]})
+    other = policy("ns/o", {"podSelector": {"matchLabels": {"app": "t"}}, "ingress": [{"from": [_APP_B]}]})
+    t = pod("ns/t", {"app": "t"}, [("ns/net1", "net1", ["10.1.0.2"])])
+    policies, nads = [by_label, other], [nad("ns/net1")]
+    first = Snapshot([S, t], [], policies, nads)
+    compile(first, t)  # lists the namespace's peer pods (and by label), but selects no peers of S's policy
+    later = first.with_pods({"ns/a": _peer("ns/a", "10.1.0.7")})
+    expected = compile(Snapshot([S, t, _peer("ns/a", "10.1.0.7")], [], policies, nads), S)
+    assert compile(later, S) == expected
+    assert any(((0x0A010007,) * 2,) in s.elements for s in expected.table.sets)
+
+
+_APP_A = {"podSelector": {"matchLabels": {"app": "a"}}}
+_APP_B = {"podSelector": {"matchLabels": {"app": "b"}}}
+
+
 def test_a_pod_under_another_key_is_refused_and_nothing_changes() -> None:
     first = Snapshot([S], [], [P], [nad("ns/net1")])
     with pytest.raises(ValueError, match="given as ns/b"):
