@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 
@@ -84,10 +85,16 @@ def encode_rule(rule: Rule, exprs: Iterable[bytes] | None = None) -> bytes:
 
 def rule_head(rule: Rule) -> bytes:
     """NEWRULE's attributes before the expression list."""
-    out = _tlv.strz(NFTA_RULE_TABLE, rule.table.name) + _tlv.strz(NFTA_RULE_CHAIN, rule.chain)
+    out = rule_place(rule.table.name, rule.chain)
     if rule.handle is not None:
         out += _tlv.be64(NFTA_RULE_HANDLE, rule.handle)
     return out
+
+
+@functools.lru_cache(maxsize=4096)  # a daemon's tables and chains: every rule of a chain starts with these
+def rule_place(table: str, chain: str) -> bytes:
+    """The table and chain attributes of a rule's message."""
+    return _tlv.strz(NFTA_RULE_TABLE, table) + _tlv.strz(NFTA_RULE_CHAIN, chain)
 
 
 _USERDATA_HEADER = struct.Struct("=HHBB")  # the attribute's header, then the comment's udata type and length

@@ -39,9 +39,7 @@ from netlink_nft._const import (
     NFT_MSG_NEWSET,
     NFT_MSG_NEWSETELEM,
     NFT_MSG_NEWTABLE,
-    NFTA_RULE_CHAIN,
     NFTA_RULE_EXPRESSIONS,
-    NFTA_RULE_TABLE,
     NFTA_SET_ELEM_LIST_SET_ID,
     NFTA_SET_ID,
     NLA_F_NESTED,
@@ -512,10 +510,7 @@ def rebound(rule: Rule, avoid: AbstractSet[int] = frozenset()) -> Segment:
                     anonymous = [i] if anonymous is None else [*anonymous, i]
                 else:
                     parts[i] = encode_expr(expr)  # a named set's lookup by name only, like every other expression
-    if d["handle"] is None:
-        head = _tlv.strz(NFTA_RULE_TABLE, table.name) + _tlv.strz(NFTA_RULE_CHAIN, d["chain"])
-    else:
-        head = _objects.rule_head(rule)
+    head = _objects.rule_place(table.name, d["chain"]) if d["handle"] is None else _objects.rule_head(rule)
     tail = b"" if d["comment"] is None else _objects.rule_tail(rule)
     if anonymous is not None:
         return bind(rule, head, parts, anonymous, tail, avoid)  # type: ignore[arg-type]  # no None left
