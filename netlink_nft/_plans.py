@@ -209,11 +209,12 @@ def new_set_id() -> int:
 
 
 class SetPlan(msgspec.Struct, gc=False):
-    """A named set's messages as one segment, in the form a batch last asked for: NEWSET then the NEWSETELEMs
-    (`plain`), or NEWSET, the flush (a DELSETELEM of every element), then the NEWSETELEMs (`flushed`). One form is
-    kept at a time and the other made from it by splicing the flush in or out: a daemon adds its sets with the
-    flush when it knows nothing of the table (its start-up) and without it otherwise, seldom one set both ways,
-    and keeping both forms would hold every element twice. One segment per set is one part in a batch. Like
+    """A named set's messages as one segment (one part in a batch), in the forms batches asked for: NEWSET then
+    the NEWSETELEMs (`plain`), or NEWSET, the flush (a DELSETELEM of every element), then the NEWSETELEMs
+    (`flushed`). A plan is made in the form first asked for, and the other is spliced from it (the flush cut out
+    or put in) if a batch asks for it too: a daemon adds its sets with the flush when it knows nothing of the
+    table (its start-up) and without it otherwise, so one set seldom needs both (then its elements are held
+    twice). Neither form is ever dropped, so threads that race on a plan at worst both make a form. Like
     `_Plan`, never part of a cycle."""
 
     made_plain: Segment | None
@@ -228,13 +229,12 @@ class SetPlan(msgspec.Struct, gc=False):
 
 
 def plain_form(plan: SetPlan) -> Segment:
-    """NEWSET and the NEWSETELEMs (kept on the plan instead of the flushed form)."""
+    """NEWSET and the NEWSETELEMs."""
     found = plan.made_plain
     if found is None:
         flushed = plan.made_flushed
-        assert flushed is not None
+        assert flushed is not None  # a plan is made with one form and never loses it
         found = plan.made_plain = _without_second(flushed)
-        plan.made_flushed = None
     return found
 
 
@@ -244,13 +244,12 @@ def flushed_plan(set_: Set) -> SetPlan:
 
 
 def flushed_form(plan: SetPlan) -> Segment:
-    """NEWSET, the flush and the NEWSETELEMs (kept on the plan instead of the plain form)."""
+    """NEWSET, the flush and the NEWSETELEMs."""
     found = plan.made_flushed
     if found is None:
         plain = plan.made_plain
-        assert plain is not None
+        assert plain is not None  # a plan is made with one form and never loses it
         found = plan.made_flushed = _with_second(plain, frame(NFT_MSG_DELSETELEM, NLM_F_REQUEST, plan.family, plan.ref))
-        plan.made_plain = None
     return found
 
 
