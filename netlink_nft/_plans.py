@@ -15,8 +15,9 @@ its id, and binds to one rule only: a batch that would hold an id twice (the sam
 wrapped counter) gets a copy of the rule's segment with fresh ids that it does not hold (`Batch.add_rules`).
 
 What bounds it: a plan is stored in its object's own `__dict__` and is freed with the object (it holds no reference
-back to it); process-wide there is only the id counter. The model values are frozen, so a plan never goes stale. A
-set's plan holds its element messages once.
+back to it); process-wide there are only the id counter and small memos (numbered element headers, names). The
+model values are frozen, so a plan never goes stale. A set's plan holds its element messages once, twice only if
+batches add the same set both with and without the flush (`SetPlan`).
 """
 
 from __future__ import annotations
