@@ -228,9 +228,13 @@ class Batch:
         """Create the set (an existing identical set is fine) and add its elements; with `flush`, the elements
         of an existing set are deleted first, so the set ends up holding exactly `set_.elements`."""
         plan = _plans.set_plan(set_, flush)
-        part = _plans.flushed_form(plan) if flush else _plans.plain_form(plan)
+        part = plan.made_flushed if flush else plan.made_plain
+        if part is None:
+            part = _plans.flushed_form(plan) if flush else _plans.plain_form(plan)
         self._set_ids.update(part.set_ids)  # a named set's id may repeat (the same set twice): never looked up
-        self._append(part, set_)
+        self._parts.append(part)
+        self._subjects.append(set_)
+        self._count += len(part.offsets)
 
     def add_sets(self, sets: Iterable[Set], *, flush: bool = False) -> None:
         """`add_set` for each set, in order."""

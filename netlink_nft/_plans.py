@@ -318,10 +318,12 @@ def set_plan(set_: Set, flush: bool = False) -> SetPlan:
         at = HEADER_SIZE + len(body)
         pieces = [_HEADER.pack(at, _NEWSET, CREATE, 0, 0, family, 0, 0), body]
         offsets = [0]
+        seq_words = [_SEQ_OFFSET >> 2]
         details = [""]
         if flush:
             pieces += (_HEADER.pack(HEADER_SIZE + len(ref), _DELSETELEM, NLM_F_REQUEST, 0, 0, family, 0, 0), ref)
             offsets.append(at)
+            seq_words.append((at + _SEQ_OFFSET) >> 2)
             details.append("flush")
             at += HEADER_SIZE + len(ref)
         detail = f"elements of {spec.name}"
@@ -329,13 +331,13 @@ def set_plan(set_: Set, flush: bool = False) -> SetPlan:
             size = HEADER_SIZE + len(ref) + len(nest)
             pieces += (_HEADER.pack(size, _NEWSETELEM, CREATE, 0, 0, family, 0, 0), ref, nest)
             offsets.append(at)
+            seq_words.append((at + _SEQ_OFFSET) >> 2)
             details.append(detail)
             at += size
         if len(offsets) == 1:  # no elements, no flush
             made = Segment(b"".join(pieces), at >> 2, _FIRST, _NO_DETAIL, (set_id,))
         else:
-            seq_words = tuple([(offset + _SEQ_OFFSET) >> 2 for offset in offsets])
-            made = Segment(b"".join(pieces), at >> 2, tuple(offsets), tuple(details), (set_id,), seq_words)
+            made = Segment(b"".join(pieces), at >> 2, tuple(offsets), tuple(details), (set_id,), tuple(seq_words))
         plan = set_.__dict__[_ATTR] = SetPlan(None, made, family, ref) if flush else SetPlan(made, None, family, ref)
     return plan
 

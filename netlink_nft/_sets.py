@@ -221,29 +221,38 @@ def _generic_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[byte
     return nests
 
 
-_NUMBERED: dict[tuple[bytes, int], list[bytes]] = {}
+class _Numbered:
+    """Element nest headers numbered 0, 1, ... (index = number) followed by `prefix`, for elements of `length`
+    bytes. Made as far as asked (`made` holds at least the numbers some set needed): most sets hold a few
+    elements, a list up to thousands (making them all cost a process 5 ms). A longer list replaces `made` whole,
+    so that no reader sees one half made."""
 
+    __slots__ = ("length", "made", "prefix")
 
-def _numbered_prefixes(prefix: bytes, length: int, count: int) -> list[bytes]:
-    """Element nest headers numbered 0, 1, ... (index = number, at least up to `count`) followed by `prefix`, for
-    elements of `length` bytes. Made as far as asked and kept: most sets hold a few elements, a list up to
-    thousands (making them all cost a process 5 ms). A longer list replaces the kept one whole, so that no reader
-    sees one half made."""
-    made = _NUMBERED.get((prefix, length))
-    if made is None or len(made) <= count:
-        start = 0 if made is None else len(made)
-        more = [_NEST_HDR.pack(length, n | NLA_F_NESTED) + prefix for n in range(start, max(count + 1, 2 * start, 64))]
-        made = _NUMBERED[(prefix, length)] = (made or []) + more
-    return made
+    def __init__(self, prefix: bytes, length: int) -> None:
+        self.prefix, self.length = prefix, length
+        self.made: list[bytes] = []
+
+    def upto(self, count: int) -> list[bytes]:
+        """`made`, grown if needed to hold number `count` (callers test `len(made) > count` first)."""
+        made = self.made
+        if len(made) <= count:
+            start, prefix, length = len(made), self.prefix, self.length
+            more = [
+                _NEST_HDR.pack(length, n | NLA_F_NESTED) + prefix for n in range(start, max(count + 1, 2 * start, 64))
+            ]
+            made = self.made = made + more
+        return made
 
 
 @functools.lru_cache(maxsize=64)  # by key width: a few
-def _rbtree_layout(width: int) -> tuple[int, int, bytes, bytes, int]:
-    """(start element length, end element length, start prefix, end prefix, the most elements a list holds)."""
+def _rbtree_layout(width: int) -> tuple[int, int, _Numbered, _Numbered, int]:
+    """(start element length, end element length, start headers, end headers, the most elements a list holds)."""
     key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
     pad = -width & 3
     start_len, end_len = 4 + len(key_hdr) + width + pad, 4 + len(_INTERVAL_END) + len(key_hdr) + width + pad
-    return start_len, end_len, key_hdr, _INTERVAL_END + key_hdr, _LIMIT // start_len + 1
+    starts, ends = _Numbered(key_hdr, start_len), _Numbered(_INTERVAL_END + key_hdr, end_len)
+    return start_len, end_len, starts, ends, _LIMIT // start_len + 1
 
 
 def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]:
@@ -252,10 +261,11 @@ def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes
     kind = spec.key[0]
     width = kind.length
     pad = _PADDING[width & 3]
-    start_len, end_len, start_prefix, end_prefix, most = _rbtree_layout(width)
+    start_len, end_len, start_headers, end_headers, most = _rbtree_layout(width)
     wire = min(2 * len(elements), most)  # the highest number an element of a list can get
-    starts = _numbered_prefixes(start_prefix, start_len, wire)
-    ends = _numbered_prefixes(end_prefix, end_len, wire)
+    starts, ends = start_headers.made, end_headers.made
+    if len(starts) <= wire or len(ends) <= wire:
+        starts, ends = start_headers.upto(wire), end_headers.upto(wire)
     top = (1 << (8 * width)) - 1
     to_int = kind.to_int
     pack = _NEST_HDR.pack
@@ -283,11 +293,11 @@ def _rbtree_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes
 
 
 @functools.lru_cache(maxsize=64)  # by key width: a few
-def _plain_layout(width: int) -> tuple[int, int, bytes]:
-    """(element length, the most elements a list holds, the prefix of each element)."""
+def _plain_layout(width: int) -> tuple[int, int, _Numbered]:
+    """(element length, the most elements a list holds, the element headers)."""
     key_hdr = _value(NFTA_SET_ELEM_KEY, bytes(width))[:8]
     length = 4 + len(key_hdr) + ((width + 3) & ~3)
-    return length, _LIMIT // length, key_hdr
+    return length, _LIMIT // length, _Numbered(key_hdr, length)
 
 
 _KEY = operator.attrgetter("key")
@@ -299,14 +309,16 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
     of them; the keys are made field by field in bulk (`padded_bytes`: each field padded to 4 bytes is the
     layout of a concatenation as well as the padding of a single key), then zipped with the numbered headers."""
     types = spec.key
-    length, most, prefix = _plain_layout(spec.key_len)
+    length, most, headers = _plain_layout(spec.key_len)
     keys = list(map(_KEY, elements))
     if len(types) == 1:
         fields = [types[0].padded_bytes(keys)]
     else:
         fields = [t.padded_bytes(map(operator.itemgetter(i), keys)) for i, t in enumerate(types)]
     pack = _NEST_HDR.pack
-    numbered = _numbered_prefixes(prefix, length, min(len(keys), most))  # [0] is number 0: unused
+    numbered = headers.made  # [0] is number 0: unused
+    if len(numbered) <= len(keys) and len(numbered) <= most:
+        numbered = headers.upto(min(len(keys), most))
     if len(keys) <= most:  # one list (the usual case): no slicing
         items = [pack(4 + length * len(keys), _LIST_ELEMENTS)]
         items += itertools.chain.from_iterable(zip(itertools.islice(numbered, 1, None), *fields, strict=False))
@@ -316,8 +328,8 @@ def _plain_nests(spec: SetSpec, elements: tuple[SetElement, ...]) -> list[bytes]
     for first in range(0, len(keys), most):  # as many lists as it takes
         items = [pack(4 + length * min(most, len(keys) - first), _LIST_ELEMENTS)]
         # zip stops at the list's last header (asking for the header first) or at the last element
-        headers = itertools.islice(numbered, 1, most + 1)
-        items += itertools.chain.from_iterable(zip(headers, *columns, strict=False))
+        in_list = itertools.islice(numbered, 1, most + 1)
+        items += itertools.chain.from_iterable(zip(in_list, *columns, strict=False))
         nests.append(b"".join(items))
     return nests
 
