@@ -350,8 +350,11 @@ def _kept(kept: Callable[[_T], _P | None], make: Callable[[_T], _P], items: Sequ
     where it is missing."""
     found: list[_P | None] = list(map(kept, items))
     if None in found:
+        missing = found.count(None)
+        if missing == len(found):  # none made yet (a first install): make them all
+            return list(map(make, items))
         i = -1
-        for _ in range(found.count(None)):
+        for _ in range(missing):
             i = found.index(None, i + 1)
             found[i] = make(items[i])
     return found  # type: ignore[return-value]  # no None left
