@@ -6,10 +6,10 @@ use the transport-header field (``th dport``) because our rules always match ``m
 
 The same policy on the same interface gives equal rules and sets in many pods, so mapped values are memoised by
 policy value. An entry lives while some ruleset holding its value is alive (the daemon keeps the rulesets it
-installed): ``sweep`` drops the others, and runs whenever the memos have doubled, so they are bounded by what is
-installed now, never by history. Mapped values are shared between pods, so netlink_nft sees the same ``Rule`` and
-``Set`` objects again and again. The memos are plain dictionaries: call from one thread (the daemon maps on its
-trio thread).
+installed): ``sweep`` drops the others, and runs whenever the memos have grown by half, so they are bounded by
+what is installed now (about twice that at most), never by history. Mapped values are shared between pods, so
+netlink_nft sees the same ``Rule`` and ``Set`` objects again and again. The memos are plain dictionaries: call
+from one thread (the daemon maps on its trio thread).
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ class _Memo(Generic[K, V]):
             found = self._places[place] = {}
         return found
 
-    def _sweep(self) -> None:
+    def _sweep(self, unheld: int) -> None:
         places = self._places
         copies = Counter(id(key) for entries in places.values() for key in entries)  # one per place holding it
         for place, entries in list(places.items()):
             held = _holders(entries)
-            for key in [k for k, n in zip(entries, held, strict=True) if n - copies[id(k)] < _UNHELD]:
+            for key in [k for k, n in zip(entries, held, strict=True) if n - copies[id(k)] < unheld]:
                 del entries[key]
             if not entries:
                 del places[place]
@@ -83,19 +83,18 @@ class _Memo(Generic[K, V]):
 
 
 def _holders(keys: Iterable[object]) -> list[int]:
-    """The reference count of each key, read the same way for every memo and for the probe of ``_UNHELD``."""
+    """The reference count of each key, read the same way for every memo and for the probe in ``sweep``."""
     return [sys.getrefcount(key) for key in keys]
 
 
-_UNHELD = _holders({object(): None})[0]  # what ``_holders`` reads for a key that only its memo holds
 # What the memos hold is weighed in values: one per entry, plus one per element of a set (a set of 100,000 peers
 # weighs as much as 100,000 rules: its elements and their wire form are most of what it costs to keep).
 _SWEEP_FLOOR = 32_768  # weight added before the first sweep (a start-up of a 100-pod node adds a few thousand)
 
 
 class _Growth:
-    """Weight added to the memos since the last sweep (``added``), and how much makes the next one (``limit``: as
-    much as the last sweep left, at least ``_SWEEP_FLOOR``)."""
+    """Weight added to the memos since the last sweep (``added``), and how much makes the next one (``limit``: half
+    of what the last sweep left, at least ``_SWEEP_FLOOR``)."""
 
     __slots__ = ("added", "limit")
 
@@ -123,15 +122,20 @@ _TABLES: dict[str, nl.Table] = {}  # one object per table name: rulesets check t
 
 def sweep() -> None:
     """Drop every mapped value whose policy value nothing outside the memos holds any more. Containers first
-    (a chain's entry holds its rules, a rule's its matches), so one sweep frees a dead ruleset whole. ``to_netlink``
-    runs it whenever the memos have grown by as much weight (entries, and set elements) as the last sweep left,
-    and at least ``_SWEEP_FLOOR``, so they hold at most twice what live rulesets hold, plus the floor, at a cost
-    per value added that does not grow with their size."""
+    (a chain's entry holds its rules, a rule's its matches), so one sweep frees a dead ruleset whole.
+
+    ``to_netlink`` runs it before mapping once the memos have grown by half the weight (entries, and set elements)
+    the last sweep left, and at least by ``_SWEEP_FLOOR``: they then hold at most one and a half times what was
+    alive at the last sweep (or that plus the floor), plus what one call maps. For a pod whose ruleset is swapped
+    again and again (``transaction`` maps the installed and the desired ruleset together) that is twice its
+    installed weight. A sweep costs about 1 us per entry (a node of 100 pods holds a few thousand); per value
+    added, the cost does not grow with the memos' size."""
+    unheld = _holders({object(): None})[0]  # what ``_holders`` reads for a key that only its memo holds
     for memo in (_CHAINS, _SETS, _MAPS, _RULES, _MATCHES):
-        memo._sweep()
+        memo._sweep(unheld)
     values.clear()
     _GROWTH.added = 0
-    _GROWTH.limit = max(_SWEEP_FLOOR, memo_weight())
+    _GROWTH.limit = max(_SWEEP_FLOOR, memo_weight() // 2)
 
 
 def memo_weight() -> int:
@@ -272,7 +276,8 @@ def elements(s: pm.Set, items: Sequence[tuple[Interval, ...]]) -> tuple[nl.SetEl
     if len(key) == 1:
         if key[0] in _NUMBERS:
             return tuple([element(lo, None if lo == hi else hi) for ((lo, hi),) in items])
-        addresses, singles = values.ADDRESSES[key[0]].fresh(), values.SINGLES[key[0]].fresh()
+        values.trim()
+        addresses, singles = values.ADDRESSES[key[0]], values.SINGLES[key[0]]
         address, single, known = addresses.make, singles.make, addresses.get
         return tuple(
             [
@@ -284,7 +289,8 @@ def elements(s: pm.Set, items: Sequence[tuple[Interval, ...]]) -> tuple[nl.SetEl
         )
     # concatenations hold single values
     if len(key) == 2 and key[1] in _NUMBERS:
-        addresses, pairs = values.ADDRESSES[key[0]].fresh(), values.PAIRS[key[0]].fresh()
+        values.trim()
+        addresses, pairs = values.ADDRESSES[key[0]], values.PAIRS[key[0]]
         pair, ports = pairs.make, values.PORTS
         return tuple(
             [
@@ -342,6 +348,8 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
 
     Mapped values are memoised per policy value: one look-up per chain (pods with the same policies have equal
     chains) and per set, and only a chain not found looks up its rules."""
+    if _GROWTH.added >= _GROWTH.limit:  # before mapping: what the last call replaced is dead by now
+        sweep()
     src = ruleset.table
     end = suffix(generation)
     table = _table(src.name)
@@ -364,6 +372,4 @@ def to_netlink(ruleset: pm.PodRuleset, generation: int | None = None) -> nl.Rule
     for m in src.maps:
         made = map_memo.get(m)
         sets.append(_put(map_memo, m, _map(table, m)) if made is None else made)
-    if _GROWTH.added > _GROWTH.limit:
-        sweep()
     return nl.Ruleset(table, tuple(chains), tuple(sets), tuple(rules))

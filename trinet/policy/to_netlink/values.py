@@ -4,9 +4,10 @@ A pod's address is in the peer sets of every policy rule that selects it, in the
 applies to: in a start-up most address values are repeats (1,000 pods / 100 policies: 11,720 made, 3,541
 distinct). Sharing them spares making them again and spares the cyclic collector a tracked object per copy.
 
-Each kind keeps the values it made lately, by number: at most ``LIMIT`` once a set starts (one larger set may
-exceed it until the next), and none after ``clear`` (``mapping.sweep`` calls it), so what it keeps is bounded and
-never outlives the memos by much. The values are frozen, so a shared one is as good as a new one.
+Each table keeps the values it made lately, by number: at most ``LIMIT`` when a set starts (``trim``: one larger
+set may exceed it until the next set of any kind), and none after ``clear`` (``mapping.sweep`` calls it), so what
+it keeps is bounded and never outlives the memos by much. The values are frozen, so a shared one is as good as a
+new one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Generic, TypeVar, cast
 
 import netlink_nft as nl
 
-__all__ = ["ADDRESSES", "LIMIT", "PAIRS", "PORTS", "SINGLES", "Recent", "clear"]
+__all__ = ["ADDRESSES", "LIMIT", "PAIRS", "PORTS", "SINGLES", "Recent", "clear", "trim"]
 
 T = TypeVar("T")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -37,12 +38,6 @@ class Recent(dict[int, T], Generic[T]):
     def make(self, number: int) -> T:
         value = self[number] = self._make(number)
         return value
-
-    def fresh(self) -> Recent[T]:
-        """This table, emptied first if it holds more than ``LIMIT`` values (called once per set)."""
-        if len(self) > LIMIT:
-            self.clear()
-        return self
 
 
 def _address(datatype: nl.DataType) -> Recent[Address]:
@@ -68,7 +63,16 @@ SINGLES = {name: _single(addresses) for name, addresses in ADDRESSES.items()}  #
 PAIRS = {name: _pair(addresses) for name, addresses in ADDRESSES.items()}  # ``address . port``, by pair_number
 
 
-def clear() -> None:
-    for kind in (ADDRESSES, SINGLES, PAIRS):
-        for recent in kind.values():
+_TABLES = [recent for kind in (ADDRESSES, SINGLES, PAIRS) for recent in kind.values()]
+
+
+def trim() -> None:
+    """Empty every table that holds more than ``LIMIT`` values (``mapping.elements`` calls it before each set)."""
+    for recent in _TABLES:
+        if len(recent) > LIMIT:
             recent.clear()
+
+
+def clear() -> None:
+    for recent in _TABLES:
+        recent.clear()
