@@ -89,7 +89,7 @@ def _holders(keys: Iterable[object]) -> list[int]:
 
 # What the memos hold is weighed in values: one per entry, plus one per element of a set (a set of 100,000 peers
 # weighs as much as 100,000 rules: its elements and their wire form are most of what it costs to keep).
-_SWEEP_FLOOR = 32_768  # weight added before the first sweep (a start-up of a 100-pod node adds a few thousand)
+_SWEEP_FLOOR = 32_768  # the least weight added between two sweeps (a start-up of a 100-pod node adds a few thousand)
 
 
 class _Growth:
