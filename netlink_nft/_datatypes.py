@@ -136,7 +136,10 @@ class _Address(DataType):
 
     def padded_bytes(self, values: Iterable[Value]) -> list[bytes]:
         # 4 or 16 bytes: no padding; numbers and bytes made in C, no Python call per value
-        return list(map(int.to_bytes, map(_number, values), repeat(self.length), _BIG))  # type: ignore[arg-type]
+        try:
+            return list(map(int.to_bytes, map(_number, values), repeat(self.length), _BIG))  # type: ignore[arg-type]
+        except (OverflowError, AttributeError, TypeError):  # a value that skipped `normalise` (`Set.of_canonical`)
+            raise InvalidValue(f"a value of this set is not an {self.name}") from None
 
     def from_int(self, number: int) -> Value:
         if not 0 <= number < 1 << (8 * self.length):
@@ -198,7 +201,10 @@ class _Integer(DataType):
         # the padding as low zero bits of a wider number: a value out of range still fails (OverflowError)
         width = (self.length + 3) & ~3
         numbers = map(operator.lshift, values, repeat(8 * (width - self.length)))  # type: ignore[arg-type]
-        return list(map(int.to_bytes, numbers, repeat(width), _BIG))
+        try:
+            return list(map(int.to_bytes, numbers, repeat(width), _BIG))
+        except (OverflowError, TypeError, ValueError):  # a value that skipped `normalise` (`Set.of_canonical`)
+            raise InvalidValue(f"a value of this set is not a valid {self.name}") from None
 
     def from_int(self, number: int) -> Value:
         return number
@@ -218,7 +224,10 @@ class _Ifname(DataType):
         return value
 
     def to_bytes(self, value: Value) -> bytes:
-        return value.encode().ljust(IFNAMSIZ, b"\0")  # type: ignore[union-attr]
+        raw = value.encode()  # type: ignore[union-attr]
+        if len(raw) >= IFNAMSIZ:  # a value that skipped `normalise` (`Set.of_canonical`): never a longer key
+            raise InvalidValue(f"{value!r} is not an interface name")
+        return raw.ljust(IFNAMSIZ, b"\0")
 
     def with_int(self, value: object) -> tuple[Value, int]:
         name = self.normalise(value)

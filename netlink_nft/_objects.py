@@ -108,8 +108,8 @@ def rule_tail(rule: Rule) -> bytes:
     if comment is None:
         return b""
     text = comment.encode()
-    if len(text) > 254:
-        raise InvalidValue("rule comment longer than 254 bytes")
+    if len(text) > 253:  # the kernel takes at most 256 bytes of udata: type, length, text, NUL
+        raise InvalidValue("rule comment longer than 253 bytes")
     length = 7 + len(text)  # attribute header, udata type and length, the text and its NUL
     header = _USERDATA_HEADER.pack(length, NFTA_RULE_USERDATA, NFTNL_UDATA_RULE_COMMENT, len(text) + 1)
     return b"".join((header, text, _NUL_AND_PADDING[length & 3]))

@@ -223,11 +223,6 @@ class SetPlan(msgspec.Struct, gc=False):
     family: int
     ref: bytes  # table and set: also the whole body of the flush
 
-    @property
-    def flush(self) -> Segment:
-        """The DELSETELEM that empties the set, alone."""
-        return single(NFT_MSG_DELSETELEM, NLM_F_REQUEST, self.family, self.ref, "flush")
-
 
 def plain_form(plan: SetPlan) -> Segment:
     """NEWSET and the NEWSETELEMs."""

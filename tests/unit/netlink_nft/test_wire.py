@@ -237,7 +237,7 @@ def test_a_base_chain_priority_beyond_32_bits_is_refused_clearly(priority: int) 
     assert len(batch) == 0
 
 
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 6, 7, 100, 253, 254])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 6, 7, 100, 252, 253])
 def test_rule_comments_of_every_padding_encode_as_udata_and_decode_back(length: int) -> None:
     """The comment is udata (type 0, length with the NUL, the text, the NUL), its attribute padded to 4 bytes."""
     comment = "é" * (length // 2) + "x" * (length % 2)  # two-byte characters: the limit is in bytes
@@ -249,6 +249,27 @@ def test_rule_comments_of_every_padding_encode_as_udata_and_decode_back(length: 
     assert _objects.decode_rule(T, _tlv.parse_attrs(_objects.encode_rule(r))).comment == comment
 
 
-def test_a_rule_comment_longer_than_254_bytes_is_refused() -> None:
-    with pytest.raises(InvalidValue, match="254 bytes"):
-        _objects.rule_tail(Rule(T, "c", (), comment="é" * 127 + "x"))
+def test_a_rule_comment_longer_than_253_bytes_is_refused() -> None:
+    """253 bytes of text make 256 bytes of udata, the kernel's limit (254 aborts the transaction with ERANGE)."""
+    with pytest.raises(InvalidValue, match="253 bytes"):
+        _objects.rule_tail(Rule(T, "c", (), comment="é" * 127))
+
+
+@pytest.mark.parametrize(
+    ("key", "element"),
+    [
+        ((INET_SERVICE,), SetElement(70_000)),
+        ((IPV4_ADDR, INET_SERVICE), SetElement((IPV4_ADDR.normalise("10.0.0.1"), -1))),
+        ((IPV4_ADDR,), SetElement("10.0.0.1")),  # text, not an address value
+        ((IFNAME,), SetElement("a" * 16)),  # one byte more than a key holds
+    ],
+)
+def test_values_that_skipped_normalising_are_refused_when_encoded(
+    key: tuple[DataType, ...], element: SetElement
+) -> None:
+    """``Set.of_canonical`` takes its elements as they are; a value no key can hold is refused by the encoder as
+    invalid (never a malformed element list, never another exception), and the batch is left as it was."""
+    batch = Batch()
+    with pytest.raises(InvalidValue):
+        batch.add_set(Set.of_canonical(T, "s", key, False, (element,)))
+    assert len(batch) == 0
