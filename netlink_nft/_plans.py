@@ -185,16 +185,7 @@ def chain_flushed_segment(chain: Chain) -> Segment:
     d = chain.__dict__
     found: Segment | None = d.get(_NEW_FLUSHED_CHAIN)
     if found is None:
-        new, flush = chain_segment(chain), chain_flush_segment(chain)
-        at = len(new.data)
-        found = d[_NEW_FLUSHED_CHAIN] = Segment(
-            new.data + flush.data,
-            new.words + flush.words,
-            (0, at),
-            (new.details[0], flush.details[0]),
-            (),
-            (new.seq_words[0], (at >> 2) + flush.seq_words[0]),
-        )
+        found = d[_NEW_FLUSHED_CHAIN] = _with_second(chain_segment(chain), chain_flush_segment(chain).data)
     return found
 
 
