@@ -9,7 +9,7 @@ import msgspec
 import netlink_nft as nl
 from trinet.policy import ruleset as pm
 
-__all__ = ["Installed", "free_generation", "other", "suffix", "versioned"]
+__all__ = ["Installed", "free_generation", "named_generations", "other", "suffix", "versioned"]
 
 
 class Installed(NamedTuple):
@@ -34,6 +34,13 @@ def free_generation(dumped: nl.Ruleset | None, desired: pm.PodRuleset) -> int:
     present = {s.name for s in dumped.sets} if dumped is not None else set()
     clashes = {g: sum(s.name + suffix(g) in present for s in desired.table.sets) for g in (1, 2)}
     return min((1, 2), key=lambda g: clashes[g])
+
+
+def named_generations(dumped: nl.Ruleset) -> tuple[int, ...]:
+    """The generations whose names the dumped sets use: the only ones a ruleset found installed can be under (1
+    when there are no named sets), so that adopting a table maps the desired ruleset once, not under both."""
+    used = tuple(g for g in (1, 2) if any(s.name.endswith(suffix(g)) for s in dumped.sets))
+    return used or (1,)
 
 
 def versioned(ruleset: pm.PodRuleset, generation: int) -> pm.PodRuleset:

@@ -144,7 +144,8 @@ def memo_weight() -> int:
 
 
 def memo_entries() -> int:
-    """The number of (policy value, place) entries the memos hold (one per live value and place)."""
+    """The number of (policy value, place) entries the memos hold (one per value and place: the live ones, and
+    dead ones until the next sweep)."""
     return sum(len(m) for m in (_MATCHES, _RULES, _CHAINS, _SETS, _MAPS))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import netlink_nft as nl
 from trinet.policy import ruleset as pm
 from trinet.policy.delta import ElementDelta, NoChange, delta
-from trinet.policy.to_netlink.generations import Installed, free_generation, other, suffix
+from trinet.policy.to_netlink.generations import Installed, free_generation, named_generations, other
 from trinet.policy.to_netlink.mapping import elements, set_definition, to_netlink
 
 __all__ = ["adopt", "removal", "transaction"]
@@ -67,18 +67,11 @@ def adopt(dumped: nl.Ruleset | None, desired: pm.PodRuleset) -> tuple[nl.Batch |
     if not desired.enforces:
         return (removal(desired.table.name) if dumped is not None else None), None
     if dumped is not None:
-        for generation in _named_generations(dumped):
+        for generation in named_generations(dumped):
             if dumped == to_netlink(desired, generation):
                 return None, Installed(desired, generation)
     generation = free_generation(dumped, desired)
     return nl.replace_contents(to_netlink(desired, generation), dumped), Installed(desired, generation)
-
-
-def _named_generations(dumped: nl.Ruleset) -> tuple[int, ...]:
-    """The generations whose names the dumped sets use: the only ones ``desired`` can be installed under (1 when
-    there are no named sets), so that adopting a table maps ``desired`` once, not under both generations."""
-    used = tuple(g for g in (1, 2) if any(s.name.endswith(suffix(g)) for s in dumped.sets))
-    return used or (1,)
 
 
 def _element_batch(generation: int, desired: pm.PodRuleset, change: ElementDelta) -> nl.Batch:
